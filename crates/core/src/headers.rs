@@ -1,0 +1,511 @@
+//! Response header lists: the equivalent of `wsgiref.headers.Headers`.
+//!
+//! A [`Headers`] value is an ordered list of `(name, value)` pairs. Lookups are
+//! case-insensitive, repeated names are kept (two `Set-Cookie` headers stay two
+//! headers), and the list formats itself as a header block.
+//!
+//! Validation is always on, in release builds too (wsgiref checks under
+//! `if __debug__`, which `python -O` removes): a name must be an RFC 9110 token
+//! and a value must be latin-1 text without control characters other than
+//! HTAB. Anything else is refused with a [`HeaderError`] before it can reach the
+//! wire, so a response can never be split by a CR or LF from the application.
+
+use std::fmt;
+
+/// Why a header name or value was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// The name is empty or holds a byte that is not an RFC 9110 `tchar`.
+    InvalidName,
+    /// The value holds a control character (other than HTAB), such as CR or LF.
+    ControlCharacter,
+    /// The value holds a character above U+00FF, which latin-1 cannot carry.
+    NotLatin1,
+    /// A hop-by-hop header (RFC 2616 §13.5.1), which PEP 3333 forbids applications to send.
+    HopByHop,
+    /// A MIME parameter name given to [`Headers::add_header`] is not a token.
+    InvalidParam,
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HeaderError::InvalidName => "invalid header name",
+            HeaderError::ControlCharacter => "control character in header value",
+            HeaderError::NotLatin1 => "header value is not latin-1",
+            HeaderError::HopByHop => "hop-by-hop header not allowed from an application",
+            HeaderError::InvalidParam => "invalid header parameter name",
+        })
+    }
+}
+
+impl std::error::Error for HeaderError {}
+
+/// `tchar` of RFC 9110 §5.6.2: the bytes allowed in a header name.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'#'
+            | b'$'
+            | b'%'
+            | b'&'
+            | b'\''
+            | b'*'
+            | b'+'
+            | b'-'
+            | b'.'
+            | b'^'
+            | b'_'
+            | b'`'
+            | b'|'
+            | b'~'
+    ) || b.is_ascii_alphanumeric()
+}
+
+/// Checks a header name: a non-empty RFC 9110 token.
+///
+/// # Errors
+/// [`HeaderError::InvalidName`] when it is not.
+pub fn check_name(name: &str) -> Result<(), HeaderError> {
+    if !name.is_empty() && name.bytes().all(is_tchar) {
+        Ok(())
+    } else {
+        Err(HeaderError::InvalidName)
+    }
+}
+
+/// Checks a header value: latin-1 text with no control character but HTAB.
+///
+/// # Errors
+/// [`HeaderError::ControlCharacter`] or [`HeaderError::NotLatin1`].
+pub fn check_value(value: &str) -> Result<(), HeaderError> {
+    for c in value.chars() {
+        let n = u32::from(c);
+        if n > 0xFF {
+            return Err(HeaderError::NotLatin1);
+        }
+        if (n < 0x20 && c != '\t') || n == 0x7F {
+            return Err(HeaderError::ControlCharacter);
+        }
+    }
+    Ok(())
+}
+
+/// Appends `s` to `out` as latin-1 bytes. The caller has checked that every
+/// character is at most U+00FF; a larger one (unreachable through [`Headers`])
+/// is written as `?` rather than panicking.
+pub(crate) fn push_latin1(out: &mut Vec<u8>, s: &str) {
+    if s.is_ascii() {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        out.extend(
+            s.chars()
+                .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')),
+        );
+    }
+}
+
+/// Decodes latin-1 bytes into a string: every byte maps to one character, so
+/// the conversion is lossless and [`push_latin1`] gives the same bytes back.
+#[must_use]
+pub fn latin1_to_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// An ordered, case-insensitive list of response headers (`wsgiref.headers.Headers`).
+///
+/// ```
+/// use gatekit_core::Headers;
+/// let mut h = Headers::new();
+/// h.set("Content-Type", "text/plain")?;
+/// h.add_header("Content-Disposition", "attachment", &[("filename", Some("a b.txt"))])?;
+/// assert_eq!(h.get("content-type"), Some("text/plain"));
+/// assert_eq!(h.to_string(),
+///     "Content-Type: text/plain\r\nContent-Disposition: attachment; filename=\"a b.txt\"\r\n\r\n");
+/// # Ok::<(), gatekit_core::HeaderError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    items: Vec<(String, String)>,
+}
+
+impl Headers {
+    /// An empty list.
+    #[must_use]
+    pub fn new() -> Self {
+        Headers { items: Vec::new() }
+    }
+
+    /// A list from pairs, each checked (`Headers(list)`).
+    ///
+    /// # Errors
+    /// The first invalid name or value.
+    pub fn from_pairs<N, V>(pairs: impl IntoIterator<Item = (N, V)>) -> Result<Self, HeaderError>
+    where
+        N: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut h = Headers::new();
+        for (n, v) in pairs {
+            h.append(n.as_ref(), v.as_ref())?;
+        }
+        Ok(h)
+    }
+
+    /// The number of headers, repeats included (`len(headers)`).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when there are no headers.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Appends a header, keeping any of the same name (`headers.append`).
+    ///
+    /// # Errors
+    /// An invalid name or value.
+    pub fn append(&mut self, name: &str, value: &str) -> Result<(), HeaderError> {
+        check_name(name)?;
+        check_value(value)?;
+        self.items.push((name.to_owned(), value.to_owned()));
+        Ok(())
+    }
+
+    /// Appends a header the gateway built itself from checked parts.
+    pub(crate) fn push_unchecked(&mut self, name: &str, value: &str) {
+        debug_assert!(check_name(name).is_ok() && check_value(value).is_ok());
+        self.items.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Appends a header whose value is raw bytes, decoded as latin-1 so that
+    /// exactly these bytes go on the wire (for a UTF-8 `Content-Disposition`
+    /// filename, say).
+    ///
+    /// # Errors
+    /// An invalid name, or a control byte in the value.
+    pub fn append_bytes(&mut self, name: &str, value: &[u8]) -> Result<(), HeaderError> {
+        self.append(name, &latin1_to_string(value))
+    }
+
+    /// Replaces every header of this name with one (`headers[name] = value`).
+    ///
+    /// # Errors
+    /// An invalid name or value; the list is then unchanged.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), HeaderError> {
+        check_name(name)?;
+        check_value(value)?;
+        self.remove(name);
+        self.items.push((name.to_owned(), value.to_owned()));
+        Ok(())
+    }
+
+    /// Removes every header of this name; absent is not an error (`del headers[name]`).
+    pub fn remove(&mut self, name: &str) {
+        self.items.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    /// The first value of this name (`headers.get(name)`).
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.items
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of this name, in order (`headers.get_all(name)`).
+    #[must_use]
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        self.items
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// True when a header of this name is present (`name in headers`).
+    #[must_use]
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Returns the first value of `name`, first appending `value` if there is
+    /// none (`headers.setdefault(name, value)`).
+    ///
+    /// # Errors
+    /// An invalid name or value when one has to be appended.
+    pub fn setdefault(&mut self, name: &str, value: &str) -> Result<&str, HeaderError> {
+        let pos = match self
+            .items
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            Some(pos) => pos,
+            None => {
+                self.append(name, value)?;
+                self.items.len() - 1
+            }
+        };
+        Ok(self.items.get(pos).map_or("", |(_, v)| v.as_str()))
+    }
+
+    /// Appends a header with MIME parameters (`headers.add_header(name, value, **params)`).
+    ///
+    /// Each parameter is `(name, Some(value))`, written `name="value"` with `\`
+    /// and `"` escaped, or `(name, None)`, written as the bare name. As in
+    /// wsgiref, `_` in a parameter name becomes `-`.
+    ///
+    /// # Errors
+    /// An invalid header name, parameter name, or value.
+    pub fn add_header(
+        &mut self,
+        name: &str,
+        value: &str,
+        params: &[(&str, Option<&str>)],
+    ) -> Result<(), HeaderError> {
+        let mut full = String::from(value);
+        for (param, pvalue) in params {
+            let param = param.replace('_', "-");
+            if check_name(&param).is_err() {
+                return Err(HeaderError::InvalidParam);
+            }
+            if !full.is_empty() {
+                full.push_str("; ");
+            }
+            full.push_str(&param);
+            if let Some(v) = pvalue {
+                full.push_str("=\"");
+                for c in v.chars() {
+                    if c == '\\' || c == '"' {
+                        full.push('\\');
+                    }
+                    full.push(c);
+                }
+                full.push('"');
+            }
+        }
+        self.append(name, &full)
+    }
+
+    /// The names, repeats included, in order (`headers.keys()`).
+    #[must_use]
+    pub fn keys(&self) -> Vec<&str> {
+        self.items.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// The values, in order (`headers.values()`).
+    #[must_use]
+    pub fn values(&self) -> Vec<&str> {
+        self.items.iter().map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// The pairs, in order (`headers.items()`).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.items.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The first hop-by-hop header name, if any (PEP 3333 forbids them from applications).
+    #[must_use]
+    pub fn find_hop_by_hop(&self) -> Option<&str> {
+        self.items
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .find(|n| crate::util::is_hop_by_hop(n))
+    }
+
+    /// Appends the header lines (no final blank line) as latin-1 bytes.
+    pub(crate) fn write_lines(&self, out: &mut Vec<u8>) {
+        for (n, v) in &self.items {
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b": ");
+            push_latin1(out, v);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// The header block as latin-1 bytes, ending in a blank line (`bytes(headers)`).
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_lines(&mut out);
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+}
+
+impl fmt::Display for Headers {
+    /// The header block, ending in a blank line (`str(headers)`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, v) in &self.items {
+            write!(f, "{n}: {v}\r\n")?;
+        }
+        f.write_str("\r\n")
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = (&'a str, &'a str);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, String)>,
+        fn(&'a (String, String)) -> (&'a str, &'a str),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
+/// Anything [`StartResponse::start`](crate::StartResponse::start) accepts as headers:
+/// a [`Headers`] value, or a list of `(name, value)` string pairs.
+pub trait IntoHeaders {
+    /// Converts, checking every name and value.
+    ///
+    /// # Errors
+    /// The first invalid name or value.
+    fn into_headers(self) -> Result<Headers, HeaderError>;
+}
+
+impl IntoHeaders for Headers {
+    fn into_headers(self) -> Result<Headers, HeaderError> {
+        Ok(self)
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> IntoHeaders for Vec<(N, V)> {
+    fn into_headers(self) -> Result<Headers, HeaderError> {
+        Headers::from_pairs(self)
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<str>, const K: usize> IntoHeaders for [(N, V); K] {
+    fn into_headers(self) -> Result<Headers, HeaderError> {
+        Headers::from_pairs(self)
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> IntoHeaders for &[(N, V)] {
+    fn into_headers(self) -> Result<Headers, HeaderError> {
+        Headers::from_pairs(self.iter().map(|(n, v)| (n, v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // test_wsgiref HeaderTests.testMappingInterface
+    #[test]
+    fn mapping_interface() {
+        assert_eq!(Headers::new().len(), 0);
+        let h = Headers::from_pairs([("x", "y")]).unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.keys(), ["x"]);
+        assert_eq!(h.values(), ["y"]);
+        assert_eq!(h.iter().collect::<Vec<_>>(), [("x", "y")]);
+
+        let mut h = Headers::new();
+        h.remove("foo"); // absent: no error
+        h.set("Foo", "bar").unwrap();
+        for name in ["foo", "Foo", "FOO"] {
+            assert!(h.contains(name));
+            assert_eq!(h.get(name), Some("bar"));
+            assert_eq!(h.get_all(name), ["bar"]);
+        }
+        assert!(!h.contains("bar"));
+        assert!(h.get_all("bar").is_empty());
+        h.set("foo", "baz").unwrap();
+        assert_eq!(h.get("FOO"), Some("baz"));
+        assert_eq!(h.get_all("foo"), ["baz"]);
+        assert_eq!(h.get("foo").unwrap_or("whee"), "baz");
+        assert_eq!(h.get("zoo").unwrap_or("whee"), "whee");
+        assert_eq!(h.setdefault("foo", "whee").unwrap(), "baz");
+        assert_eq!(h.setdefault("zoo", "whee").unwrap(), "whee");
+        assert_eq!(h.get("foo"), Some("baz"));
+        assert_eq!(h.get("zoo"), Some("whee"));
+    }
+
+    // test_wsgiref HeaderTests.testExtras
+    #[test]
+    fn extras() {
+        let mut h = Headers::new();
+        assert_eq!(h.to_string(), "\r\n");
+        h.add_header("foo", "bar", &[("baz", Some("spam"))])
+            .unwrap();
+        assert_eq!(h.get("foo"), Some("bar; baz=\"spam\""));
+        assert_eq!(h.to_string(), "foo: bar; baz=\"spam\"\r\n\r\n");
+        h.add_header("Foo", "bar", &[("cheese", None)]).unwrap();
+        assert_eq!(h.get_all("foo"), ["bar; baz=\"spam\"", "bar; cheese"]);
+        assert_eq!(
+            h.to_string(),
+            "foo: bar; baz=\"spam\"\r\nFoo: bar; cheese\r\n\r\n"
+        );
+    }
+
+    // test_wsgiref HeaderTests.testRaisesControlCharacters
+    #[test]
+    fn raises_control_characters() {
+        let mut h = Headers::new();
+        for c in (0u8..0x20).chain([0x7F]).map(char::from) {
+            assert!(h.set(&format!("key{c}"), "val").is_err());
+            assert!(
+                h.add_header(&format!("key{c}"), "val", &[("param", Some("p"))])
+                    .is_err()
+            );
+            assert!(
+                h.add_header("key", "val", &[(&format!("param{c}"), Some("p"))])
+                    .is_err()
+            );
+            if c == '\t' {
+                // HTAB is allowed in values (RFC 9110 §5.5), not in names.
+                assert!(h.set("key", &format!("val{c}")).is_ok());
+            } else {
+                assert!(h.set("key", &format!("val{c}")).is_err(), "{c:?}");
+                assert!(h.add_header("key", &format!("val{c}"), &[]).is_err());
+                assert!(
+                    h.add_header("key", "val", &[("param", Some(&format!("p{c}")))])
+                        .is_err()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn repeated_headers_are_kept_in_order() {
+        let h = Headers::from_pairs([("Set-Cookie", "a=1"), ("X", "y"), ("set-cookie", "b=2")])
+            .unwrap();
+        assert_eq!(h.get_all("Set-Cookie"), ["a=1", "b=2"]);
+        assert_eq!(
+            h.to_bytes(),
+            b"Set-Cookie: a=1\r\nX: y\r\nset-cookie: b=2\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn latin1_values_round_trip_as_bytes() {
+        let mut h = Headers::new();
+        h.append_bytes(
+            "Content-Disposition",
+            "attachment; filename=\"é.txt\"".as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            h.to_bytes(),
+            "Content-Disposition: attachment; filename=\"é.txt\"\r\n\r\n".as_bytes()
+        );
+        assert_eq!(h.append("X", "\u{0100}"), Err(HeaderError::NotLatin1));
+        assert_eq!(h.append("X", "caf\u{e9}"), Ok(()));
+        assert!(h.to_bytes().ends_with(b"X: caf\xe9\r\n\r\n"));
+    }
+
+    #[test]
+    fn names_must_be_tokens() {
+        for bad in ["", "a b", "a:b", "a\"b", "é", "a(b"] {
+            assert_eq!(check_name(bad), Err(HeaderError::InvalidName), "{bad:?}");
+        }
+        check_name("X-Custom_1!#$%&'*+.^`|~").unwrap();
+    }
+}

@@ -1,0 +1,7 @@
+//! The `gatekit` command-line tool.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
