@@ -85,3 +85,8 @@ pub fn run<A: App + ?Sized>(app: &A) -> Result<ExitCode, RunError> {
         None => Err(RunError::NoGateway),
     }
 }
+
+// Keeps the README's example compiling.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -107,7 +107,7 @@ pub(crate) fn push_latin1(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Decodes latin-1 bytes into a string: every byte maps to one character, so
-/// the conversion is lossless and [`push_latin1`] gives the same bytes back.
+/// the conversion is lossless and writing the string as latin-1 gives the same bytes back.
 #[must_use]
 pub fn latin1_to_string(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()

@@ -46,7 +46,7 @@
 //!
 //! # Features
 //!
-//! - `testing`: the [`testing`] module, an in-memory transport for tests.
+//! - `testing`: the `testing` module, an in-memory transport for tests.
 //!
 //! # Design
 //!

@@ -158,7 +158,9 @@ pub fn shift_path_info(environ: &mut Environ) -> Option<Vec<u8>> {
     let mut parts: Vec<&[u8]> = path_info.split(|&b| b == b'/').collect();
     if parts.len() > 2 {
         let last = parts.len() - 1;
-        let middle: Vec<&[u8]> = parts[1..last]
+        let middle: Vec<&[u8]> = parts
+            .get(1..last)
+            .unwrap_or_default()
             .iter()
             .copied()
             .filter(|p| !p.is_empty() && *p != b".")

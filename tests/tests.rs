@@ -1,0 +1,9 @@
+//! gatekit's process-level and interop tests: the built `gatekit` binary run
+//! as a CGI child, and behind real web servers started on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod util;
+
+mod apache_cgi;
+mod cgi_process;
