@@ -281,20 +281,27 @@ fn client_gone_is_quiet() {
 }
 
 #[test]
-fn without_a_gateway_it_says_so_in_one_line() {
+fn errors_are_one_clear_line() {
+    // An address in use: the bind error names the address and the cause.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
     let out = Command::new(gatekit_bin())
         .env_clear()
-        .arg("serve")
+        .args(["serve", "--http", &addr])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.starts_with("gatekit: no gateway detected"), "{err}");
-    assert_eq!(err.lines().count(), 1);
+    assert!(
+        err.starts_with(&format!("gatekit: cannot bind {addr}")),
+        "{err}"
+    );
+    assert!(err.contains("in use"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 
     let out = Command::new(gatekit_bin())
         .env_clear()
-        .args(["serve", "--http", "127.0.0.1:0"])
+        .args(["serve", "--fastcgi", "127.0.0.1:0"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

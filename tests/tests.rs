@@ -7,3 +7,4 @@ mod util;
 
 mod apache_cgi;
 mod cgi_process;
+mod http_server;

@@ -3,9 +3,13 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gatekit::cgi::{CgiOptions, Nph};
+use gatekit::http::{Server, ServerConfig};
+use gatekit::server::listen::Addr;
 use gatekit::{App, demo_app, echo_app};
 
 /// Run one web application under CGI, FastCGI, SCGI or its own HTTP server.
@@ -18,7 +22,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve a built-in app under a gateway (CGI today; FastCGI, SCGI and HTTP as they land).
+    /// Serve a built-in app: as CGI when started as one, else over HTTP (FastCGI and SCGI to come).
     Serve(ServeArgs),
 }
 
@@ -36,7 +40,7 @@ struct ServeArgs {
     /// Serve one CGI request from this process's environment and stdio (the default when GATEWAY_INTERFACE is set).
     #[arg(long, conflicts_with_all = ["http", "fastcgi", "scgi"])]
     cgi: bool,
-    /// Serve HTTP on ADDR (HOST:PORT, [V6]:PORT, unix:PATH, fd:N). Not available yet.
+    /// Serve HTTP on ADDR (HOST:PORT, [V6]:PORT, unix:PATH, fd:N); the default is 127.0.0.1:8000 when no gateway is detected.
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
     /// Serve FastCGI on ADDR. Not available yet.
@@ -51,6 +55,24 @@ struct ServeArgs {
     /// CGI: strip SCRIPT_NAME from the front of PATH_INFO, for IIS.
     #[arg(long)]
     iis: bool,
+    /// Worker threads running requests (default: twice the CPUs, at least 4).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Largest request body accepted, in bytes (413 beyond).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    max_body: u64,
+    /// Connections open at once.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds a request may take to arrive, from its first byte (408 beyond).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    timeout: u64,
+    /// Seconds a connection may stay idle between requests.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    idle_timeout: u64,
+    /// On SIGTERM/SIGINT, seconds in-flight requests get to finish.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    shutdown_grace: u64,
     /// The app to serve.
     #[arg(value_enum, default_value_t = AppName::Demo)]
     app: AppName,
@@ -130,33 +152,64 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn serve(args: &ServeArgs) -> Result<ExitCode> {
-    let app: &dyn App = match args.app {
-        AppName::Demo => &demo_app,
-        AppName::Echo => &echo_app,
-    };
-    for (flag, value) in [
-        ("--http", &args.http),
-        ("--fastcgi", &args.fastcgi),
-        ("--scgi", &args.scgi),
-    ] {
+    for (flag, value) in [("--fastcgi", &args.fastcgi), ("--scgi", &args.scgi)] {
         if value.is_some() {
-            bail!(
-                "{flag}: this front-end is not available yet; use --cgi (or start gatekit as a CGI program)"
-            );
+            bail!("{flag}: this front-end is not available yet; use --http or --cgi");
         }
     }
-    if args.cgi || gatekit::detect().is_some() {
+    if args.cgi || (args.http.is_none() && gatekit::detect().is_some()) {
         let mut options = CgiOptions::default();
         options.iis_path_fix = args.iis;
         if args.nph {
             options.nph = Nph::On;
         }
+        let app: &dyn App = match args.app {
+            AppName::Demo => &demo_app,
+            AppName::Echo => &echo_app,
+        };
         return Ok(gatekit::cgi::CgiHandler::with_options(&options)
             .run(app)
             .exit_code());
     }
-    bail!(
-        "no gateway detected: start gatekit as a CGI program (GATEWAY_INTERFACE set) or pass --cgi; \
-         the HTTP, FastCGI and SCGI front-ends are not available yet"
-    )
+    let addr = args.http.as_deref().unwrap_or("127.0.0.1:8000");
+    match args.app {
+        AppName::Demo => serve_http(addr, demo_app, args),
+        AppName::Echo => serve_http(addr, echo_app, args),
+    }
+}
+
+fn serve_http<A: App + 'static>(addr: &str, app: A, args: &ServeArgs) -> Result<ExitCode> {
+    let mut config = ServerConfig::default();
+    if let Some(n) = args.workers {
+        config.engine.workers = n.max(1);
+    }
+    config.engine.max_connections = args.max_connections.max(1);
+    config.engine.shutdown_grace = Duration::from_secs(args.shutdown_grace);
+    config.engine.request_timeout = Duration::from_secs(args.timeout.max(1));
+    config.engine.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    config.spool = config.spool.with_max_body(args.max_body);
+    let server = Server::bind(addr, app, config)?;
+    server
+        .shutdown_handle()
+        .on_signals()
+        .context("cannot install signal handlers")?;
+    for local in server.local_addrs() {
+        let url = match &local {
+            Addr::Unix(_) | Addr::Fd(_) => local.to_string(),
+            _ => format!("http://{local}/"),
+        };
+        eprintln!(
+            "gatekit: serving {} on {url} (Ctrl-C to stop)",
+            app_name(args.app)
+        );
+    }
+    server.serve_forever()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn app_name(app: AppName) -> &'static str {
+    match app {
+        AppName::Demo => "demo",
+        AppName::Echo => "echo",
+    }
 }

@@ -143,6 +143,10 @@ pub struct Outcome {
     pub delimited: bool,
     /// The application failed (error page or aborted response).
     pub app_failed: bool,
+    /// An origin server may read another request from this connection: the
+    /// front-end asked for it ([`Gateway::set_keep_alive`]), and the response
+    /// went out whole and delimited, with no `Connection: close`.
+    pub keep_alive: bool,
     /// The client went away.
     pub client_gone: bool,
 }
@@ -232,6 +236,7 @@ pub struct Gateway<T: Transport> {
     client_http11: bool,
     client_gone: bool,
     bad_request: Option<&'static str>,
+    keep_alive: Option<bool>,
     pending_log: Vec<String>,
 }
 
@@ -255,6 +260,7 @@ impl<T: Transport> Gateway<T> {
             client_http11: false,
             client_gone: false,
             bad_request: None,
+            keep_alive: None,
             pending_log: Vec::new(),
         }
     }
@@ -299,6 +305,16 @@ impl<T: Transport> Gateway<T> {
         self.headers_sent
     }
 
+    /// For an origin server that keeps connections open: whether the client
+    /// asked for this connection to stay open (HTTP/1.1 by default, HTTP/1.0
+    /// with `Connection: keep-alive`). The gateway then writes
+    /// `Connection: close` (or `keep-alive` for HTTP/1.0) as the response's
+    /// framing allows, and reports the result in [`Outcome::keep_alive`].
+    /// Without this call no `Connection` header is written.
+    pub fn set_keep_alive(&mut self, wanted: bool) {
+        self.keep_alive = Some(wanted);
+    }
+
     /// Runs the app for this request (`run`): setup_environ, call,
     /// finish_response, close; errors handled as the module doc says.
     pub fn run<A: App + ?Sized>(&mut self, app: &A) -> Outcome {
@@ -320,12 +336,14 @@ impl<T: Transport> Gateway<T> {
             .filter(|_| self.headers_sent)
             .map(Status::code);
         let delimited = complete && self.is_delimited();
+        let complete = complete && !self.client_gone;
         let outcome = Outcome {
             status,
             body_bytes: self.bytes_sent,
-            complete: complete && !self.client_gone,
+            complete,
             delimited,
             app_failed,
+            keep_alive: complete && delimited && self.keep_alive == Some(true),
             client_gone: self.client_gone,
         };
         if outcome.complete {
@@ -582,6 +600,17 @@ impl<T: Transport> Gateway<T> {
         }
         if let Some(h) = headers {
             h.write_lines(&mut head);
+        }
+        if let (true, Some(wanted)) = (self.config.origin_server, self.keep_alive) {
+            // The connection can carry another request only if this
+            // response's end is marked; say which way it goes (RFC 9112 §9.3).
+            let persist = wanted && self.is_delimited();
+            if !persist {
+                head.extend_from_slice(b"Connection: close\r\n");
+            } else if !self.client_http11 {
+                head.extend_from_slice(b"Connection: keep-alive\r\n");
+            }
+            self.keep_alive = Some(persist);
         }
         head.extend_from_slice(b"\r\n");
         self.transport.write(&head).map_err(|e| self.io_failure(e))

@@ -1121,3 +1121,54 @@ fn gateway_keeps_its_clock_fixed() {
           Content-Length: 1\r\n\r\nx",
     );
 }
+
+#[test]
+fn origin_connection_header_follows_framing() {
+    let stream = |_: &mut Environ, sr: &mut StartResponse<'_>| -> R {
+        sr.start("200 OK", [("Content-Type", "text/plain")])?;
+        Ok(Body::chunks(["a", "b"]))
+    };
+    let run_ka = |proto: &[u8], wanted: bool, app: &dyn App| {
+        let (mut gw, _) = memory_gateway(&[("SERVER_PROTOCOL", proto)], b"", origin_config());
+        gw.set_keep_alive(wanted);
+        let outcome = gw.run(app);
+        (
+            String::from_utf8(gw.into_transport().into_output()).unwrap(),
+            outcome,
+        )
+    };
+    // HTTP/1.1, sized body: persistent, no header needed.
+    let (out, o) = run_ka(b"HTTP/1.1", true, &hello_app);
+    assert!(!out.contains("Connection:") && o.keep_alive, "{out}");
+    // HTTP/1.1 stream: chunked, still persistent.
+    let (out, o) = run_ka(b"HTTP/1.1", true, &stream);
+    assert!(
+        out.contains("Transfer-Encoding: chunked\r\n")
+            && !out.contains("Connection:")
+            && o.keep_alive
+    );
+    // HTTP/1.1, client said close.
+    let (out, o) = run_ka(b"HTTP/1.1", false, &hello_app);
+    assert!(
+        out.contains("\r\nConnection: close\r\n\r\n") && !o.keep_alive,
+        "{out}"
+    );
+    // HTTP/1.0 keep-alive, sized: say keep-alive.
+    let (out, o) = run_ka(b"HTTP/1.0", true, &hello_app);
+    assert!(
+        out.contains("\r\nConnection: keep-alive\r\n\r\n") && o.keep_alive,
+        "{out}"
+    );
+    // HTTP/1.0 stream: no framing possible, so close.
+    let (out, o) = run_ka(b"HTTP/1.0", true, &stream);
+    assert!(
+        out.contains("\r\nConnection: close\r\n\r\nab") && !o.keep_alive,
+        "{out}"
+    );
+    // Without set_keep_alive: no Connection header at all (wsgiref's output).
+    let (mut gw, _) = memory_gateway(&[("SERVER_PROTOCOL", b"HTTP/1.1")], b"", origin_config());
+    let o = gw.run(&hello_app);
+    assert!(
+        !String::from_utf8_lossy(gw.transport().output()).contains("Connection:") && !o.keep_alive
+    );
+}

@@ -3,6 +3,8 @@
 //!
 //! # Overview
 //!
+//! - [`make_server`] / [`Server`]: the server (`wsgiref.simple_server.make_server`,
+//!   `WSGIServer.serve_forever`), on gatekit-server's engine.
 //! - [`proto`]: the sans-IO request codec. [`proto::parse_head`] turns bytes into
 //!   a [`proto::RequestHead`] with its body framing, keep-alive and
 //!   `Expect: 100-continue` already decided; [`proto::ChunkedDecoder`] removes the
@@ -18,3 +20,6 @@
 //! and then closes the connection.
 
 pub mod proto;
+pub mod server;
+
+pub use server::{Server, ServerConfig, make_server};

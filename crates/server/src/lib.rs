@@ -4,6 +4,7 @@
 //! held in memory, then on disk) are the first parts; the event-driven I/O
 //! engine and the worker pool follow.
 
+pub mod engine;
 pub mod listen;
 pub mod spool;
 mod sys;

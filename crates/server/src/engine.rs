@@ -1,0 +1,844 @@
+//! The I/O engine every socket front-end runs on.
+//!
+//! # Design
+//!
+//! One epoll instance is shared by a pool of worker threads. Every socket is
+//! registered with `EPOLLONESHOT`, so an event goes to exactly one worker,
+//! and that worker owns the connection until it re-arms it. The worker that
+//! reads a complete request runs the (blocking) application itself, on the
+//! same thread, and writes the response: no request ever hops between
+//! threads. A connection that is idle, or whose client is slow to send or
+//! to read, is only a registered descriptor and a buffer; it holds no
+//! worker. A slow application holds the one worker running it, while the
+//! others keep serving every other connection (unlike a loop per thread,
+//! where the connections of a busy loop would wait). Linux only.
+//!
+//! A [`Protocol`] (HTTP, FastCGI, SCGI) sees a [`Conn`]: the bytes read so
+//! far, and a `write`/`flush`/`sendfile` side that sends straight to the
+//! socket and keeps what the socket would not take, to be sent when it
+//! becomes writable again, so the worker can return. Output a slow reader
+//! has not taken is bounded (`max_pending_output`): past it, the writer
+//! waits (up to `write_timeout`), which is the backpressure on an app that
+//! produces faster than its client reads. A file is never copied into that
+//! buffer: what `sendfile(2)` could not send yet stays queued as a file range.
+//!
+//! Timeouts are checked by a sweeper thread that visits idle connections
+//! (those no worker holds): between requests `idle_timeout`, and from the
+//! first byte of a request to its end `request_timeout`, so a client that
+//! trickles a request byte by byte (slowloris) is cut off at a fixed time.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rustix::event::{Timespec, epoll};
+use rustix::io::Errno;
+
+use crate::listen::{Listener, Peer, Stream, is_transient_accept_error};
+
+/// Tuning and limits of the engine, with safe defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// Worker threads: how many requests run at once (default: twice the
+    /// CPUs, at least 4).
+    pub workers: usize,
+    /// Connections open at once; past it, new ones wait in the listen
+    /// backlog (default 10,000).
+    pub max_connections: usize,
+    /// How long a connection may sit between requests (default 60 s).
+    pub idle_timeout: Duration,
+    /// How long a request may take to arrive, from its first byte (default 30 s).
+    pub request_timeout: Duration,
+    /// How long a client may take to accept more of a response (default 60 s).
+    pub write_timeout: Duration,
+    /// Response bytes kept for a slow reader before the writer waits (default 1 MiB).
+    pub max_pending_output: usize,
+    /// On shutdown, how long in-flight requests may take to finish (default 30 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        EngineConfig {
+            workers: (cpus * 2).max(4),
+            max_connections: 10_000,
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(60),
+            max_pending_output: 1 << 20,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a connection waits for after [`Protocol::on_input`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Between requests: wait for the next one (`idle_timeout` applies).
+    Idle,
+    /// In the middle of a request: wait for the rest (`request_timeout`
+    /// applies, counted from the request's first byte).
+    Continue,
+    /// Close once the pending output is written.
+    Close,
+}
+
+/// A wire protocol served by the engine.
+pub trait Protocol: Send + Sync + 'static {
+    /// Per-connection protocol state.
+    type Session: Send + 'static;
+
+    /// A new connection from `peer`.
+    fn session(&self, peer: &Peer, conn: &Conn) -> Self::Session;
+
+    /// Bytes arrived (or the peer closed: [`Conn::is_eof`]). Called on a
+    /// worker thread that owns the connection: parse from [`Conn::input`],
+    /// [`consume`](Conn::consume) what was used, run complete requests
+    /// (blocking is fine here), write their responses, and say what next.
+    fn on_input(&self, session: &mut Self::Session, conn: &mut Conn) -> Next;
+
+    /// A timeout struck (`in_request`: in the middle of a request, else
+    /// between requests). The protocol may write a last word (HTTP's 408);
+    /// the connection is closed after.
+    fn on_timeout(&self, session: &mut Self::Session, conn: &mut Conn, in_request: bool) {
+        let _ = (session, conn, in_request);
+    }
+}
+
+/// Bytes of input read per readable event at most, and held at most.
+const INPUT_CHUNK: usize = 16 * 1024;
+const INPUT_CAP: usize = 256 * 1024;
+
+/// A file range `sendfile(2)` has not finished sending.
+#[derive(Debug)]
+struct PendingFile {
+    file: File,
+    offset: u64,
+    remaining: u64,
+}
+
+/// One connection as a protocol sees it.
+#[derive(Debug)]
+pub struct Conn {
+    stream: Stream,
+    peer: Peer,
+    input: Vec<u8>,
+    start: usize,
+    out: Vec<u8>,
+    out_pos: usize,
+    file: Option<PendingFile>,
+    eof: bool,
+    write_timeout: Duration,
+    max_pending: usize,
+}
+
+impl Conn {
+    fn new(stream: Stream, peer: Peer, config: &EngineConfig) -> Conn {
+        Conn {
+            stream,
+            peer,
+            input: Vec::new(),
+            start: 0,
+            out: Vec::new(),
+            out_pos: 0,
+            file: None,
+            eof: false,
+            write_timeout: config.write_timeout,
+            max_pending: config.max_pending_output,
+        }
+    }
+
+    /// The bytes read and not consumed yet.
+    #[must_use]
+    pub fn input(&self) -> &[u8] {
+        self.input.get(self.start..).unwrap_or_default()
+    }
+
+    /// Marks `n` bytes of [`input`](Conn::input) as used.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.input.len());
+        if self.start == self.input.len() {
+            self.input.clear();
+            self.start = 0;
+        }
+    }
+
+    /// True once the peer has closed its sending side.
+    #[must_use]
+    pub fn is_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Who is connected.
+    #[must_use]
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// The socket.
+    #[must_use]
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// Queues bytes to send; they go out at the next [`flush`](Conn::flush)
+    /// (or sooner, when a lot has gathered).
+    ///
+    /// # Errors
+    /// The socket failed, or a slow reader let `write_timeout` pass.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.file.is_some() {
+            // Bytes must follow the queued file: wait for it to go.
+            self.drain_blocking(true)?;
+        }
+        self.out.extend_from_slice(data);
+        if self.out.len() - self.out_pos >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends what the socket takes now; if more than `max_pending_output`
+    /// is left, waits for the reader (backpressure).
+    ///
+    /// # Errors
+    /// The socket failed, or `write_timeout` passed.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.try_send()?;
+        if self.out.len() - self.out_pos > self.max_pending {
+            self.drain_blocking(false)?;
+        }
+        Ok(())
+    }
+
+    /// Sends `count` bytes of `file` from `offset` with `sendfile(2)`. What
+    /// the socket does not take at once is queued (as a file range, not
+    /// copied) and sent as the reader takes it. Returns how many bytes are
+    /// sent or queued: all of them, or fewer (even 0) when the kernel refuses
+    /// sendfile for this file, and the caller sends the rest by reading.
+    ///
+    /// # Errors
+    /// The socket failed.
+    pub fn sendfile(&mut self, file: &File, offset: u64, count: u64) -> io::Result<u64> {
+        self.try_send()?;
+        if self.out_pos < self.out.len() || self.file.is_some() {
+            // Earlier bytes are still waiting; queue the file behind them.
+            self.drain_blocking(true)?;
+        }
+        let mut off = offset;
+        let mut sent = 0;
+        while sent < count {
+            let chunk = usize::try_from((count - sent).min(0x7fff_f000)).unwrap_or(0x7fff_f000);
+            match rustix::fs::sendfile(&self.stream, file, Some(&mut off), chunk) {
+                // The file ended early, or the kernel refuses sendfile here:
+                // the caller reads and sends what is left.
+                Ok(0) | Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => return Ok(sent),
+                Ok(n) => sent += n as u64,
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => {
+                    self.file = Some(PendingFile {
+                        file: file.try_clone()?,
+                        offset: off,
+                        remaining: count - sent,
+                    });
+                    return Ok(count);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(sent)
+    }
+
+    fn has_pending(&self) -> bool {
+        self.out_pos < self.out.len() || self.file.is_some()
+    }
+
+    /// Writes without blocking until the socket is full or all is sent.
+    fn try_send(&mut self) -> io::Result<()> {
+        while self.out_pos < self.out.len() {
+            match (&self.stream).write(self.out.get(self.out_pos..).unwrap_or_default()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        if self.out.capacity() > 256 * 1024 {
+            self.out.shrink_to(64 * 1024);
+        }
+        while let Some(pending) = &mut self.file {
+            let chunk = usize::try_from(pending.remaining.min(0x7fff_f000)).unwrap_or(0x7fff_f000);
+            match rustix::fs::sendfile(
+                &self.stream,
+                &pending.file,
+                Some(&mut pending.offset),
+                chunk,
+            ) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file ended early",
+                    ));
+                }
+                Ok(n) => {
+                    pending.remaining -= n as u64;
+                    if pending.remaining == 0 {
+                        self.file = None;
+                    }
+                }
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the socket until the output is down to the limit (or, with
+    /// `all`, empty), up to `write_timeout`.
+    fn drain_blocking(&mut self, all: bool) -> io::Result<()> {
+        let deadline = Instant::now() + self.write_timeout;
+        loop {
+            self.try_send()?;
+            let left = self.out.len() - self.out_pos;
+            if (!all && left <= self.max_pending) || !self.has_pending() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client stopped reading the response",
+                ));
+            }
+            let wait = (deadline - now).min(Duration::from_secs(1));
+            let mut fds = [rustix::event::PollFd::new(
+                &self.stream,
+                rustix::event::PollFlags::OUT,
+            )];
+            let ts = Timespec {
+                tv_sec: 0,
+                tv_nsec: i64::from(wait.subsec_nanos()).max(1_000_000),
+            };
+            match rustix::event::poll(&mut fds, Some(&ts)) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Reads what is there, up to one chunk past the current input.
+    fn fill(&mut self) -> io::Result<()> {
+        if self.start > 0 && self.start * 2 >= self.input.len() {
+            self.input.drain(..self.start);
+            self.start = 0;
+        }
+        let mut reads = 0;
+        while self.input.len() < INPUT_CAP && reads < 4 {
+            let len = self.input.len();
+            self.input.resize(len + INPUT_CHUNK, 0);
+            let r = (&self.stream).read(self.input.get_mut(len..).unwrap_or_default());
+            match r {
+                Ok(0) => {
+                    self.input.truncate(len);
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.input.truncate(len + n);
+                    reads += 1;
+                    if n < INPUT_CHUNK {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    self.input.truncate(len);
+                    match e.kind() {
+                        io::ErrorKind::Interrupted => {}
+                        io::ErrorKind::WouldBlock => return Ok(()),
+                        _ => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Asks a running engine to stop: stop accepting, let in-flight requests
+/// finish within `shutdown_grace`, close idle connections, return.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    /// A new, untriggered handle.
+    #[must_use]
+    pub fn new() -> Shutdown {
+        Shutdown::default()
+    }
+
+    /// Starts the graceful shutdown.
+    pub fn trigger(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// True once triggered.
+    #[must_use]
+    pub fn is_triggered(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Triggers on SIGTERM and SIGINT; a second such signal ends the
+    /// process at once (exit status 1), for when a drain takes too long.
+    ///
+    /// # Errors
+    /// Installing a signal handler failed.
+    pub fn on_signals(&self) -> io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        for signal in [SIGTERM, SIGINT] {
+            // Registered first, so it sees the flag as it was before this signal.
+            signal_hook::flag::register_conditional_shutdown(signal, 1, self.flag())?;
+            signal_hook::flag::register(signal, self.flag())?;
+        }
+        Ok(())
+    }
+
+    /// The flag itself.
+    #[must_use]
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
+}
+
+struct Live<S> {
+    conn: Conn,
+    session: S,
+    deadline: Instant,
+    in_request: bool,
+    closing: bool,
+    /// Our side is shut down; input is read and dropped until the peer closes.
+    lingering: bool,
+}
+
+/// How long a closing connection's input is drained after our last byte.
+/// Closing a socket that still has unread input makes the kernel send a
+/// reset, which can destroy the response (an error page) before the client
+/// reads it; draining first lets it arrive (nginx's "lingering close").
+const LINGER: Duration = Duration::from_secs(2);
+
+struct Slot<S> {
+    generation: u32,
+    live: Option<Box<Live<S>>>,
+}
+
+struct Shared<P: Protocol> {
+    protocol: P,
+    config: EngineConfig,
+    epoll: OwnedFd,
+    listeners: Vec<Listener>,
+    slots: Vec<Mutex<Slot<P::Session>>>,
+    free: Mutex<Vec<u32>>,
+    open: AtomicUsize,
+    paused_until: Mutex<Option<Instant>>,
+    stopping: Shutdown,
+    accepting: AtomicBool,
+    done: AtomicBool,
+}
+
+const LISTENER_BIT: u64 = 1 << 63;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn conn_flags(out: bool) -> epoll::EventFlags {
+    let dir = if out {
+        epoll::EventFlags::OUT
+    } else {
+        epoll::EventFlags::IN
+    };
+    dir | epoll::EventFlags::RDHUP | epoll::EventFlags::ONESHOT
+}
+
+/// Serves `protocol` on `listeners` until `shutdown` is triggered and the
+/// drain is over. Runs `config.workers` threads plus a sweeper; returns
+/// when they have all stopped.
+///
+/// # Errors
+/// Creating the epoll instance or registering a listener failed.
+pub fn serve<P: Protocol>(
+    protocol: P,
+    listeners: Vec<Listener>,
+    config: EngineConfig,
+    shutdown: &Shutdown,
+) -> io::Result<()> {
+    let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+    for (i, l) in listeners.iter().enumerate() {
+        l.set_nonblocking(true)?;
+        epoll::add(
+            &epoll,
+            l,
+            epoll::EventData::new_u64(LISTENER_BIT | i as u64),
+            epoll::EventFlags::IN | epoll::EventFlags::ONESHOT,
+        )?;
+    }
+    let max = config.max_connections.clamp(1, u32::MAX as usize);
+    let shared = Arc::new(Shared {
+        protocol,
+        epoll,
+        listeners,
+        slots: (0..max)
+            .map(|_| {
+                Mutex::new(Slot {
+                    generation: 0,
+                    live: None,
+                })
+            })
+            .collect(),
+        free: Mutex::new((0..max as u32).rev().collect()),
+        open: AtomicUsize::new(0),
+        paused_until: Mutex::new(None),
+        stopping: shutdown.clone(),
+        accepting: AtomicBool::new(true),
+        done: AtomicBool::new(false),
+        config,
+    });
+    let workers = shared.config.workers.max(1);
+    let mut threads = Vec::with_capacity(workers + 1);
+    for i in 0..workers {
+        let s = Arc::clone(&shared);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("gatekit-worker-{i}"))
+                .spawn(move || worker(&s))?,
+        );
+    }
+    let s = Arc::clone(&shared);
+    threads.push(
+        std::thread::Builder::new()
+            .name("gatekit-sweeper".into())
+            .spawn(move || sweeper(&s))?,
+    );
+    for t in threads {
+        // A worker that panicked has already lost its request; the others
+        // finished the drain. Nothing more to do with the panic here.
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+fn worker<P: Protocol>(shared: &Shared<P>) {
+    let mut events: Vec<epoll::Event> = Vec::with_capacity(1);
+    let tick = Timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    loop {
+        if shared.done.load(Ordering::SeqCst) {
+            return;
+        }
+        events.clear();
+        match epoll::wait(
+            &shared.epoll,
+            rustix::buffer::spare_capacity(&mut events),
+            Some(&tick),
+        ) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => {
+                eprintln!("gatekit: epoll_wait failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        for ev in &events {
+            let token = ev.data.u64();
+            if token & LISTENER_BIT != 0 {
+                accept(shared, (token & !LISTENER_BIT) as usize);
+            } else {
+                handle(shared, token, ev.flags);
+            }
+        }
+    }
+}
+
+fn rearm_listener<P: Protocol>(shared: &Shared<P>, i: usize) {
+    if let Some(l) = shared.listeners.get(i) {
+        let data = epoll::EventData::new_u64(LISTENER_BIT | i as u64);
+        if let Err(e) = epoll::modify(
+            &shared.epoll,
+            l,
+            data,
+            epoll::EventFlags::IN | epoll::EventFlags::ONESHOT,
+        ) {
+            eprintln!("gatekit: cannot re-arm a listener: {e}");
+        }
+    }
+}
+
+fn accept<P: Protocol>(shared: &Shared<P>, i: usize) {
+    let Some(listener) = shared.listeners.get(i) else {
+        return;
+    };
+    if shared.stopping.is_triggered() {
+        return;
+    }
+    for _ in 0..64 {
+        let Some(idx) = lock(&shared.free).pop() else {
+            // Full: leave new connections in the backlog; the sweeper
+            // re-arms the listeners when a slot frees up.
+            pause(shared, Duration::from_millis(20));
+            return;
+        };
+        match listener.accept_nonblocking() {
+            Ok((stream, peer)) => register(shared, idx, stream, peer),
+            Err(e) => {
+                lock(&shared.free).push(idx);
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    break;
+                }
+                if is_transient_accept_error(&e) {
+                    if e.kind() != io::ErrorKind::Interrupted
+                        && e.raw_os_error() != Some(Errno::CONNABORTED.raw_os_error())
+                    {
+                        eprintln!("gatekit: accept: {e}; pausing accepts briefly");
+                        pause(shared, Duration::from_millis(100));
+                        return;
+                    }
+                    continue;
+                }
+                eprintln!("gatekit: accept: {e}");
+                pause(shared, Duration::from_millis(100));
+                return;
+            }
+        }
+    }
+    rearm_listener(shared, i);
+}
+
+fn pause<P: Protocol>(shared: &Shared<P>, d: Duration) {
+    *lock(&shared.paused_until) = Some(Instant::now() + d);
+}
+
+fn register<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Peer) {
+    let conn = Conn::new(stream, peer, &shared.config);
+    let session = shared.protocol.session(&peer, &conn);
+    let Some(slot) = shared.slots.get(idx as usize) else {
+        return;
+    };
+    let mut slot = lock(slot);
+    let token = (u64::from(slot.generation) << 32) | u64::from(idx);
+    let live = Box::new(Live {
+        conn,
+        session,
+        deadline: Instant::now() + shared.config.idle_timeout,
+        in_request: false,
+        closing: false,
+        lingering: false,
+    });
+    if let Err(e) = epoll::add(
+        &shared.epoll,
+        live.conn.stream(),
+        epoll::EventData::new_u64(token),
+        conn_flags(false),
+    ) {
+        eprintln!("gatekit: cannot watch a new connection: {e}");
+        drop(slot);
+        lock(&shared.free).push(idx);
+        return;
+    }
+    slot.live = Some(live);
+    shared.open.fetch_add(1, Ordering::SeqCst);
+}
+
+fn close<P: Protocol>(shared: &Shared<P>, slot: &mut Slot<P::Session>, idx: u32) {
+    if let Some(live) = slot.live.take() {
+        let _ = epoll::delete(&shared.epoll, live.conn.stream());
+        drop(live);
+        slot.generation = slot.generation.wrapping_add(1);
+        lock(&shared.free).push(idx);
+        shared.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn handle<P: Protocol>(shared: &Shared<P>, token: u64, flags: epoll::EventFlags) {
+    let idx = (token & 0xffff_ffff) as u32;
+    let generation = (token >> 32) as u32;
+    let Some(slot) = shared.slots.get(idx as usize) else {
+        return;
+    };
+    let mut slot = lock(slot);
+    if slot.generation != generation {
+        return;
+    }
+    let Some(live) = slot.live.as_deref_mut() else {
+        return;
+    };
+    let rearm = step(shared, live, flags);
+    match rearm {
+        Some(out) => {
+            let data = epoll::EventData::new_u64(token);
+            if epoll::modify(&shared.epoll, live.conn.stream(), data, conn_flags(out)).is_err() {
+                close(shared, &mut slot, idx);
+            }
+        }
+        None => close(shared, &mut slot, idx),
+    }
+}
+
+/// Advances one connection; returns what to wait for next (`Some(true)`:
+/// writable, `Some(false)`: readable) or `None` to close it.
+fn step<P: Protocol>(
+    shared: &Shared<P>,
+    live: &mut Live<P::Session>,
+    flags: epoll::EventFlags,
+) -> Option<bool> {
+    if flags.contains(epoll::EventFlags::ERR) && !flags.contains(epoll::EventFlags::IN) {
+        return None;
+    }
+    if live.conn.has_pending() {
+        live.conn.try_send().ok()?;
+        if live.conn.has_pending() {
+            return Some(true);
+        }
+    }
+    if live.lingering {
+        return drain_input(live);
+    }
+    if live.closing {
+        return start_linger(live);
+    }
+    if flags.intersects(epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::HUP) {
+        live.conn.fill().ok()?;
+    }
+    if live.conn.input().is_empty() && !live.conn.is_eof() {
+        return Some(false);
+    }
+    let Ok(next) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        shared.protocol.on_input(&mut live.session, &mut live.conn)
+    })) else {
+        // Apps' panics are caught by the gateway; this is the protocol's own.
+        eprintln!("gatekit: protocol handler panicked; connection closed");
+        return None;
+    };
+    let now = Instant::now();
+    match next {
+        Next::Close => live.closing = true,
+        Next::Idle => {
+            live.in_request = false;
+            live.deadline = now + shared.config.idle_timeout;
+            if live.conn.is_eof() || shared.stopping.is_triggered() {
+                live.closing = true;
+            }
+        }
+        Next::Continue => {
+            if live.conn.is_eof() {
+                live.closing = true;
+            } else if !live.in_request {
+                live.in_request = true;
+                live.deadline = now + shared.config.request_timeout;
+            }
+        }
+    }
+    if live.conn.has_pending() {
+        return Some(true);
+    }
+    if live.closing {
+        return start_linger(live);
+    }
+    Some(false)
+}
+
+/// Everything is written and the connection is to close: close at once if
+/// the peer has nothing more to send, else half-close and drain for a while.
+fn start_linger<S>(live: &mut Live<S>) -> Option<bool> {
+    if live.conn.is_eof() {
+        return None;
+    }
+    live.conn
+        .stream()
+        .shutdown(std::net::Shutdown::Write)
+        .ok()?;
+    live.lingering = true;
+    live.deadline = Instant::now() + LINGER;
+    drain_input(live)
+}
+
+fn drain_input<S>(live: &mut Live<S>) -> Option<bool> {
+    let mut scratch = [0u8; 4096];
+    for _ in 0..64 {
+        match (&live.conn.stream).read(&mut scratch) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(false),
+            Err(_) => return None,
+        }
+    }
+    Some(false)
+}
+
+fn sweeper<P: Protocol>(shared: &Shared<P>) {
+    let mut drain_deadline: Option<Instant> = None;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = Instant::now();
+        let stopping = shared.stopping.is_triggered();
+        if stopping && shared.accepting.swap(false, Ordering::SeqCst) {
+            for l in &shared.listeners {
+                let _ = epoll::delete(&shared.epoll, l);
+            }
+            drain_deadline = Some(now + shared.config.shutdown_grace);
+        }
+        if !stopping {
+            let resume = {
+                let mut paused = lock(&shared.paused_until);
+                match *paused {
+                    Some(t) if t <= now && !lock(&shared.free).is_empty() => {
+                        *paused = None;
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if resume {
+                for i in 0..shared.listeners.len() {
+                    rearm_listener(shared, i);
+                }
+            }
+        }
+        let drain_over = drain_deadline.is_some_and(|d| now >= d);
+        for (idx, slot) in shared.slots.iter().enumerate() {
+            let Ok(mut slot) = slot.try_lock() else {
+                continue;
+            };
+            let Some(live) = slot.live.as_deref_mut() else {
+                continue;
+            };
+            let idle = !live.in_request && !live.conn.has_pending();
+            let expired = live.deadline <= now || drain_over || (stopping && idle);
+            if expired {
+                if live.deadline <= now && !stopping && !live.lingering {
+                    let in_request = live.in_request;
+                    shared
+                        .protocol
+                        .on_timeout(&mut live.session, &mut live.conn, in_request);
+                    let _ = live.conn.try_send();
+                }
+                close(shared, &mut slot, idx as u32);
+            }
+        }
+        if stopping && (shared.open.load(Ordering::SeqCst) == 0 || drain_over) {
+            // Workers wait with a short timeout, see the flag and stop
+            // (one still running an app finishes that request first).
+            shared.done.store(true, Ordering::SeqCst);
+            return;
+        }
+    }
+}
