@@ -213,6 +213,26 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+/// Writes `len` in hex followed by CRLF into `buf` (a chunk-size line);
+/// returns its length. 16 hex digits + CRLF fit in 18 bytes.
+fn chunk_size_line(mut len: usize, buf: &mut [u8; 18]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = HEX[len & 15];
+        len >>= 4;
+        if len == 0 || i == 0 {
+            break;
+        }
+    }
+    let n = digits.len() - i;
+    buf[..n].copy_from_slice(&digits[i..]);
+    buf[n..n + 2].copy_from_slice(b"\r\n");
+    n + 2
+}
+
 /// The request lifecycle over a [`Transport`]: wsgiref's `BaseHandler`.
 ///
 /// One `Gateway` serves one request. After a normal run its state is cleared
@@ -518,11 +538,14 @@ impl<T: Transport> Gateway<T> {
             return Ok(());
         }
         let result = if self.chunked {
-            let mut frame = Vec::with_capacity(data.len() + 12);
-            frame.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-            frame.extend_from_slice(data);
-            frame.extend_from_slice(b"\r\n");
-            self.transport.write(&frame)
+            // Size line, block, CRLF: three writes into the transport's
+            // buffer, so the block is not copied into a frame of its own.
+            let mut size = [0u8; 18];
+            let n = chunk_size_line(data.len(), &mut size);
+            self.transport
+                .write(size.get(..n).unwrap_or_default())
+                .and_then(|()| self.transport.write(data))
+                .and_then(|()| self.transport.write(b"\r\n"))
         } else {
             self.transport.write(data)
         };
@@ -832,5 +855,25 @@ impl<T: Transport + fmt::Debug> fmt::Debug for Gateway<T> {
             .field("headers_sent", &self.headers_sent)
             .field("bytes_sent", &self.bytes_sent)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunk_size_lines() {
+        for (len, want) in [
+            (0, "0\r\n"),
+            (7, "7\r\n"),
+            (255, "ff\r\n"),
+            (65536, "10000\r\n"),
+        ] {
+            let mut buf = [0; 18];
+            let n = super::chunk_size_line(len, &mut buf);
+            assert_eq!(&buf[..n], want.as_bytes());
+        }
+        let mut buf = [0; 18];
+        let n = super::chunk_size_line(usize::MAX, &mut buf);
+        assert_eq!(&buf[..n], b"ffffffffffffffff\r\n");
     }
 }
