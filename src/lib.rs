@@ -37,7 +37,9 @@ pub use gatekit_core::{
     App, Body, BoxError, Config, Environ, FileWrapper, Gateway, Headers, Outcome, StartResponse,
     Status, Transport, demo_app, echo_app, util, validate,
 };
+pub use gatekit_fastcgi as fastcgi;
 pub use gatekit_http as http;
+pub use gatekit_scgi as scgi;
 pub use gatekit_server as server;
 
 /// The gateway a program was started under.
