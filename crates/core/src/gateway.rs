@@ -438,7 +438,10 @@ impl<T: Transport> Gateway<T> {
                 if !self.headers_sent {
                     self.one_block = Some(b.len() as u64);
                 }
-                self.write_block(&b)?;
+                // No flush of its own: finish_content ends the response
+                // right after, so head, block and any end-of-response framing
+                // the transport adds can leave in one write.
+                self.write_unflushed(&b)?;
             }
             Body::Stream(blocks) => {
                 for block in blocks {
@@ -502,17 +505,26 @@ impl<T: Transport> Gateway<T> {
     /// wsgiref's `write`: headers first (on the first non-empty block), then
     /// the block, then a flush so nothing is delayed.
     fn write_block(&mut self, data: &[u8]) -> Result<(), Failure> {
+        if self.write_unflushed(data)? {
+            self.transport.flush().map_err(|e| self.io_failure(e))?;
+        }
+        Ok(())
+    }
+
+    /// [`write_block`](Self::write_block) without the flush; true if
+    /// anything was written.
+    fn write_unflushed(&mut self, data: &[u8]) -> Result<bool, Failure> {
         if self.status.is_none() {
             return Err(Failure::App("write() before start_response()".into()));
         }
         if data.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         if !self.headers_sent {
             self.send_headers()?;
         }
         self.write_body(data)?;
-        self.transport.flush().map_err(|e| self.io_failure(e))
+        Ok(true)
     }
 
     /// Writes body bytes, never more than the declared `Content-Length`,
@@ -663,7 +675,7 @@ impl<T: Transport> Gateway<T> {
                 .write(b"0\r\n\r\n")
                 .map_err(|e| self.io_failure(e))?;
         }
-        self.transport.flush().map_err(|e| self.io_failure(e))
+        self.transport.finish().map_err(|e| self.io_failure(e))
     }
 
     fn is_delimited(&self) -> bool {

@@ -26,6 +26,19 @@ pub trait Transport {
     /// As for [`write`](Transport::write).
     fn flush(&mut self) -> io::Result<()>;
 
+    /// The response is complete: push everything out (called once, last,
+    /// instead of a final [`flush`](Transport::flush), and only when the
+    /// whole response was written). A front-end with end-of-response framing
+    /// of its own (FastCGI's empty `STDOUT` record and `END_REQUEST`) may
+    /// hold the bytes back to send them with that framing in one write, as
+    /// long as it sends them as soon as the gateway returns. The default flushes.
+    ///
+    /// # Errors
+    /// As for [`write`](Transport::write).
+    fn finish(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+
     /// The request body stream (`get_stdin`). Called once, by `setup_environ`;
     /// the gateway bounds it by `CONTENT_LENGTH`.
     fn input(&mut self) -> Box<dyn BufRead + Send>;
@@ -68,6 +81,9 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     }
     fn flush(&mut self) -> io::Result<()> {
         (**self).flush()
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        (**self).finish()
     }
     fn input(&mut self) -> Box<dyn BufRead + Send> {
         (**self).input()

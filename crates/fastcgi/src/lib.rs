@@ -1,10 +1,33 @@
 //! FastCGI 1.0 front-end for gatekit.
 //!
-//! For now this crate holds the wire codec, [`proto`]: record headers and records
-//! ([`proto::decode_record`], [`proto::encode_record`], [`proto::encode_stream_data`]), the
-//! fixed-size `BEGIN_REQUEST` / `END_REQUEST` / `UNKNOWN_TYPE` bodies, name-value pairs with the
-//! size-limited, incremental [`proto::ParamsDecoder`], and the `GET_VALUES` management records.
-//! The application server that drives it over a socket comes later.
+//! Two layers:
+//!
+//! - [`server`]: the application server. [`make_server`] / [`Server`] run a gatekit
+//!   [`App`](gatekit_core::App) behind nginx `fastcgi_pass`, Apache `mod_proxy_fcgi`, lighttpd
+//!   `mod_fastcgi`, or on fd 0 under spawn-fcgi and mod_fcgid, on the shared socket engine of
+//!   gatekit-server. All of FastCGI 1.0: the Responder, Authorizer and Filter roles,
+//!   `FCGI_KEEP_CONN`, `GET_VALUES`, `ABORT_REQUEST` (as a cancellation flag), `STDERR` for
+//!   `wsgi.errors`, `sendfile(2)` for file bodies. The module docs list each decision the spec
+//!   leaves open.
+//! - [`proto`]: the sans-IO wire codec: record headers and records ([`proto::decode_record`],
+//!   [`proto::encode_record`], [`proto::encode_stream_data`]), the fixed-size `BEGIN_REQUEST` /
+//!   `END_REQUEST` / `UNKNOWN_TYPE` bodies, name-value pairs with the size-limited, incremental
+//!   [`proto::ParamsDecoder`], and the `GET_VALUES` management records.
+//!
+//! ```no_run
+//! use gatekit_core::{Body, BoxError, Environ, StartResponse};
+//!
+//! fn hello(_: &mut Environ, sr: &mut StartResponse<'_>) -> Result<Body, BoxError> {
+//!     sr.start("200 OK", [("Content-Type", "text/plain")])?;
+//!     Ok(Body::from("Hello, world!\n"))
+//! }
+//!
+//! // nginx: fastcgi_pass 127.0.0.1:9000; include fastcgi_params;
+//! gatekit_fastcgi::make_server("127.0.0.1:9000", hello)?.serve_forever()?;
+//! # Ok::<(), gatekit_fastcgi::server::Error>(())
+//! ```
+//!
+//! The codec alone:
 //!
 //! # Example
 //!
@@ -48,3 +71,6 @@
 #![allow(clippy::doc_markdown)]
 
 pub mod proto;
+pub mod server;
+
+pub use server::{Server, ServerConfig, make_server};

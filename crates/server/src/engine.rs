@@ -30,7 +30,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -122,10 +122,84 @@ struct PendingFile {
     remaining: u64,
 }
 
+/// Decides, from bytes that arrived while a request runs (looked at, not
+/// consumed), whether the peer cancelled that request. `tag` is what the
+/// protocol passed to [`Conn::watch_cancel`] (e.g. a FastCGI request id).
+/// The peer closing its side, or a reset, always cancels.
+pub type CancelProbe = fn(peeked: &[u8], tag: u64) -> bool;
+
+/// A request whose connection the sweeper watches for a cancellation.
+struct Watch {
+    key: u64,
+    stream: Arc<Stream>,
+    flag: Arc<AtomicBool>,
+    probe: CancelProbe,
+    tag: u64,
+}
+
+/// The requests being watched, shared by the connections and the sweeper.
+#[derive(Default)]
+struct Watches {
+    next: AtomicU64,
+    list: Mutex<Vec<Watch>>,
+}
+
+impl Watches {
+    /// Looks at each watched connection without taking its bytes: the peer
+    /// gone, or bytes the probe reads as a cancellation, raise the flag.
+    fn check(&self) {
+        let list = lock(&self.list);
+        let mut buf = [0u8; 512];
+        for w in list.iter() {
+            if w.flag.load(Ordering::Relaxed) {
+                continue;
+            }
+            let peeked = rustix::net::recv(
+                &*w.stream,
+                &mut buf,
+                rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT,
+            );
+            let cancelled = match peeked {
+                Ok((0, _)) => true,
+                Ok((n, _)) => (w.probe)(buf.get(..n).unwrap_or_default(), w.tag),
+                Err(Errno::AGAIN | Errno::INTR) => false,
+                Err(_) => true,
+            };
+            if cancelled {
+                w.flag.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// Ends a [`Conn::watch_cancel`] when dropped.
+#[must_use = "the watch ends when this is dropped"]
+pub struct CancelWatch {
+    watches: Arc<Watches>,
+    key: u64,
+}
+
+impl std::fmt::Debug for CancelWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelWatch")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for CancelWatch {
+    fn drop(&mut self) {
+        let mut list = lock(&self.watches.list);
+        if let Some(i) = list.iter().position(|w| w.key == self.key) {
+            list.swap_remove(i);
+        }
+    }
+}
+
 /// One connection as a protocol sees it.
 #[derive(Debug)]
 pub struct Conn {
-    stream: Stream,
+    stream: Arc<Stream>,
     peer: Peer,
     input: Vec<u8>,
     start: usize,
@@ -135,12 +209,20 @@ pub struct Conn {
     eof: bool,
     write_timeout: Duration,
     max_pending: usize,
+    watches: Arc<Watches>,
+}
+
+impl std::fmt::Debug for Watches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watches").finish_non_exhaustive()
+    }
 }
 
 impl Conn {
-    fn new(stream: Stream, peer: Peer, config: &EngineConfig) -> Conn {
+    fn new(stream: Stream, peer: Peer, config: &EngineConfig, watches: Arc<Watches>) -> Conn {
         Conn {
-            stream,
+            stream: Arc::new(stream),
+            watches,
             peer,
             input: Vec::new(),
             start: 0,
@@ -184,6 +266,36 @@ impl Conn {
     #[must_use]
     pub fn stream(&self) -> &Stream {
         &self.stream
+    }
+
+    /// Raises `flag` if the peer cancels the request that is about to run:
+    /// it closes the connection, or sends bytes that `probe` reads as a
+    /// cancellation (FastCGI's `ABORT_REQUEST`). Input already read is
+    /// probed at once; what arrives later is looked at (never consumed) by
+    /// the engine's sweeper, about every 100 ms, until the returned guard is
+    /// dropped. For long requests whose app checks
+    /// `Environ::is_cancelled` to stop early.
+    pub fn watch_cancel(
+        &mut self,
+        flag: Arc<AtomicBool>,
+        probe: CancelProbe,
+        tag: u64,
+    ) -> CancelWatch {
+        if self.eof || probe(self.input(), tag) {
+            flag.store(true, Ordering::SeqCst);
+        }
+        let key = self.watches.next.fetch_add(1, Ordering::Relaxed);
+        lock(&self.watches.list).push(Watch {
+            key,
+            stream: Arc::clone(&self.stream),
+            flag,
+            probe,
+            tag,
+        });
+        CancelWatch {
+            watches: Arc::clone(&self.watches),
+            key,
+        }
     }
 
     /// Queues bytes to send; they go out at the next [`flush`](Conn::flush)
@@ -234,7 +346,7 @@ impl Conn {
         let mut sent = 0;
         while sent < count {
             let chunk = usize::try_from((count - sent).min(0x7fff_f000)).unwrap_or(0x7fff_f000);
-            match rustix::fs::sendfile(&self.stream, file, Some(&mut off), chunk) {
+            match rustix::fs::sendfile(&*self.stream, file, Some(&mut off), chunk) {
                 // The file ended early, or the kernel refuses sendfile here:
                 // the caller reads and sends what is left.
                 Ok(0) | Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => return Ok(sent),
@@ -261,7 +373,7 @@ impl Conn {
     /// Writes without blocking until the socket is full or all is sent.
     fn try_send(&mut self) -> io::Result<()> {
         while self.out_pos < self.out.len() {
-            match (&self.stream).write(self.out.get(self.out_pos..).unwrap_or_default()) {
+            match (&*self.stream).write(self.out.get(self.out_pos..).unwrap_or_default()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.out_pos += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -277,7 +389,7 @@ impl Conn {
         while let Some(pending) = &mut self.file {
             let chunk = usize::try_from(pending.remaining.min(0x7fff_f000)).unwrap_or(0x7fff_f000);
             match rustix::fs::sendfile(
-                &self.stream,
+                &*self.stream,
                 &pending.file,
                 Some(&mut pending.offset),
                 chunk,
@@ -321,7 +433,7 @@ impl Conn {
             }
             let wait = (deadline - now).min(Duration::from_secs(1));
             let mut fds = [rustix::event::PollFd::new(
-                &self.stream,
+                &*self.stream,
                 rustix::event::PollFlags::OUT,
             )];
             let ts = Timespec {
@@ -345,7 +457,7 @@ impl Conn {
         while self.input.len() < INPUT_CAP && reads < 4 {
             let len = self.input.len();
             self.input.resize(len + INPUT_CHUNK, 0);
-            let r = (&self.stream).read(self.input.get_mut(len..).unwrap_or_default());
+            let r = (&*self.stream).read(self.input.get_mut(len..).unwrap_or_default());
             match r {
                 Ok(0) => {
                     self.input.truncate(len);
@@ -451,6 +563,7 @@ struct Shared<P: Protocol> {
     stopping: Shutdown,
     accepting: AtomicBool,
     done: AtomicBool,
+    watches: Arc<Watches>,
 }
 
 const LISTENER_BIT: u64 = 1 << 63;
@@ -509,6 +622,7 @@ pub fn serve<P: Protocol>(
         stopping: shutdown.clone(),
         accepting: AtomicBool::new(true),
         done: AtomicBool::new(false),
+        watches: Arc::new(Watches::default()),
         config,
     });
     let workers = shared.config.workers.max(1);
@@ -627,7 +741,7 @@ fn pause<P: Protocol>(shared: &Shared<P>, d: Duration) {
 }
 
 fn register<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Peer) {
-    let conn = Conn::new(stream, peer, &shared.config);
+    let conn = Conn::new(stream, peer, &shared.config, Arc::clone(&shared.watches));
     let session = shared.protocol.session(&peer, &conn);
     let Some(slot) = shared.slots.get(idx as usize) else {
         return;
@@ -773,7 +887,7 @@ fn start_linger<S>(live: &mut Live<S>) -> Option<bool> {
 fn drain_input<S>(live: &mut Live<S>) -> Option<bool> {
     let mut scratch = [0u8; 4096];
     for _ in 0..64 {
-        match (&live.conn.stream).read(&mut scratch) {
+        match (&*live.conn.stream).read(&mut scratch) {
             Ok(0) => return None,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -788,6 +902,7 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
     let mut drain_deadline: Option<Instant> = None;
     loop {
         std::thread::sleep(Duration::from_millis(100));
+        shared.watches.check();
         let now = Instant::now();
         let stopping = shared.stopping.is_triggered();
         if stopping && shared.accepting.swap(false, Ordering::SeqCst) {
