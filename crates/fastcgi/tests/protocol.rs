@@ -453,8 +453,9 @@ fn authorizer_role_runs_on_params_alone() {
     c.send(&wire);
     let r = c.reply(1);
     assert!(
-        r.text()
-            .starts_with("Status: 200 OK\r\nVariable-AUTH_USER: alice\r\n"),
+        r.text().starts_with(
+            "Status: 200 OK\r\nVariable-AUTH_USER: alice\r\nVariable-REMOTE_USER: alice\r\n"
+        ),
         "{}",
         r.text()
     );

@@ -53,7 +53,11 @@ pub fn test_app(
 ) -> impl Fn(&mut Environ, &mut StartResponse<'_>) -> Result<Body, BoxError> + Send + Sync + 'static
 {
     move |env: &mut Environ, sr: &mut StartResponse<'_>| {
-        let path = route(env);
+        let path = if env.get_bytes("FCGI_ROLE") == Some(b"AUTHORIZER") {
+            b"/auth".to_vec()
+        } else {
+            route(env)
+        };
         match path.as_slice() {
             b"/hello" | b"/" => text(sr, "200 OK", "Hello, world!\n"),
             b"/echo" => {
@@ -115,14 +119,24 @@ pub fn test_app(
             }
             b"/auth" => {
                 if env.get_bytes("HTTP_AUTHORIZATION") == Some(b"Bearer good") {
-                    sr.start("200 OK", [("Variable-AUTH_USER", "alice")])?;
+                    sr.start(
+                        "200 OK",
+                        [
+                            ("Variable-AUTH_USER", "alice"),
+                            ("Variable-REMOTE_USER", "alice"),
+                        ],
+                    )?;
                     Ok(Body::empty())
                 } else {
                     text(sr, "403 Forbidden", "denied\n")
                 }
             }
             b"/protected" => {
-                let user = env.get_bytes("AUTH_USER").unwrap_or(b"-").to_vec();
+                let user = env
+                    .get_bytes("REMOTE_USER")
+                    .or_else(|| env.get_bytes("AUTH_USER"))
+                    .unwrap_or(b"-")
+                    .to_vec();
                 text(sr, "200 OK", [b"user=".as_slice(), &user, b"\n"].concat())
             }
             _ => text(sr, "404 Not Found", "no such test route\n"),
