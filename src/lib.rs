@@ -1,8 +1,9 @@
 //! gatekit: one web application, every classic gateway.
 //!
 //! Write an [`App`] once and run it as a CGI program (Apache `cgi-bin`),
-//! and, as their front-ends land, as a FastCGI or SCGI backend or on
-//! gatekit's own HTTP server. This crate re-exports [`gatekit_core`] (the
+//! as a FastCGI backend (nginx `fastcgi_pass`, Apache `mod_proxy_fcgi`,
+//! lighttpd, spawn-fcgi, mod_fcgid), as an SCGI backend, or on gatekit's
+//! own HTTP server. This crate re-exports [`gatekit_core`] (the
 //! app contract and the request lifecycle, Python's `wsgiref` in Rust) and
 //! the front-ends, and [`run`] picks the gateway the program was started under.
 //!
@@ -48,14 +49,30 @@ pub use gatekit_server as server;
 pub enum Detected {
     /// A CGI request: `GATEWAY_INTERFACE` is set (RFC 3875 §4.1.4).
     Cgi,
+    /// A FastCGI backend: fd 0 is a listening socket (FastCGI §2.2:
+    /// `FCGI_LISTENSOCK_FILENO`, as spawn-fcgi and mod_fcgid start one).
+    FastCgi,
+    /// systemd socket activation: `LISTEN_PID` is this process and
+    /// `LISTEN_FDS` is at least 1. Served as FastCGI.
+    SocketActivation,
 }
 
 /// Looks at how the program was started. CGI is recognised by its
 /// environment first, so a CGI program whose stdin is a socket (Apache
-/// mod_cgid) is never taken for a FastCGI backend.
+/// mod_cgid) is never taken for a FastCGI backend; then fd 0 is checked
+/// the FastCGI spec's way (`getpeername` fails with `ENOTCONN`); then
+/// systemd's variables.
 #[must_use]
 pub fn detect() -> Option<Detected> {
-    std::env::var_os("GATEWAY_INTERFACE").map(|_| Detected::Cgi)
+    if std::env::var_os("GATEWAY_INTERFACE").is_some() {
+        return Some(Detected::Cgi);
+    }
+    if server::listen::fd0_is_listener() {
+        return Some(Detected::FastCgi);
+    }
+    let ours = std::env::var("LISTEN_PID").is_ok_and(|p| p == std::process::id().to_string());
+    let some = std::env::var("LISTEN_FDS").is_ok_and(|n| n.parse::<u32>().is_ok_and(|n| n > 0));
+    (ours && some).then_some(Detected::SocketActivation)
 }
 
 /// Why [`run`] could not serve.
@@ -64,30 +81,68 @@ pub fn detect() -> Option<Detected> {
 pub enum RunError {
     /// No gateway was recognised.
     NoGateway,
+    /// The FastCGI server could not start.
+    FastCgi(fastcgi::server::Error),
+    /// The listening sockets systemd passed are unusable.
+    Listen(server::listen::Error),
+    /// Signal handlers could not be installed.
+    Io(std::io::Error),
 }
 
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::NoGateway => f.write_str(
-                "no gateway detected: run under a web server as CGI (GATEWAY_INTERFACE set)",
+                "no gateway detected: run under a web server as CGI (GATEWAY_INTERFACE set), \
+                 as a FastCGI backend on fd 0, or with systemd socket activation",
             ),
+            RunError::FastCgi(e) => e.fmt(f),
+            RunError::Listen(e) => e.fmt(f),
+            RunError::Io(e) => write!(f, "cannot install signal handlers: {e}"),
         }
     }
 }
 
-impl std::error::Error for RunError {}
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::NoGateway => None,
+            RunError::FastCgi(e) => Some(e),
+            RunError::Listen(e) => Some(e),
+            RunError::Io(e) => Some(e),
+        }
+    }
+}
 
 /// Serves `app` under the gateway the program was started under and returns
-/// the exit status to end with.
+/// the exit status to end with: one CGI request, or a FastCGI server on fd 0
+/// or on systemd's sockets until SIGTERM (then in-flight requests finish).
+/// A FastCGI server takes its allow-list from `FCGI_WEB_SERVER_ADDRS`.
 ///
 /// # Errors
-/// [`RunError::NoGateway`] when none is recognised.
-pub fn run<A: App + ?Sized>(app: &A) -> Result<ExitCode, RunError> {
-    match detect() {
-        Some(Detected::Cgi) => Ok(cgi::serve(app).exit_code()),
-        None => Err(RunError::NoGateway),
-    }
+/// [`RunError::NoGateway`] when none is recognised; the others when the
+/// FastCGI server cannot start.
+pub fn run<A: App + 'static>(app: A) -> Result<ExitCode, RunError> {
+    let listeners = match detect() {
+        Some(Detected::Cgi) => return Ok(cgi::serve(&app).exit_code()),
+        Some(Detected::FastCgi) => {
+            vec![server::listen::Listener::from_fd0().map_err(RunError::Listen)?]
+        }
+        Some(Detected::SocketActivation) => {
+            server::listen::systemd_listeners().map_err(RunError::Listen)?
+        }
+        None => return Err(RunError::NoGateway),
+    };
+    let config = fastcgi::ServerConfig::default()
+        .with_env_web_server_addrs()
+        .map_err(RunError::FastCgi)?;
+    let server = fastcgi::Server::from_listeners(listeners, app, config);
+    server
+        .shutdown_handle()
+        .on_signals()
+        .map_err(RunError::Io)?;
+    server.serve_forever().map_err(RunError::FastCgi)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 // Keeps the README's example compiling.

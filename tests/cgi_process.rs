@@ -299,13 +299,17 @@ fn errors_are_one_clear_line() {
     assert!(err.contains("in use"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 
+    // A malformed FastCGI allow-list: one line, exit 1, before serving.
     let out = Command::new(gatekit_bin())
         .env_clear()
+        .env("FCGI_WEB_SERVER_ADDRS", "127.0.0.1,not-an-address")
         .args(["serve", "--fastcgi", "127.0.0.1:0"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("gatekit: FCGI_WEB_SERVER_ADDRS: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 
     let out = Command::new(gatekit_bin())
         .env_clear()

@@ -7,4 +7,5 @@ mod util;
 
 mod apache_cgi;
 mod cgi_process;
+mod fastcgi_binary;
 mod http_server;

@@ -5,12 +5,13 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gatekit::cgi::{CgiOptions, Nph};
-use gatekit::http::{Server, ServerConfig};
-use gatekit::server::listen::Addr;
-use gatekit::{App, demo_app, echo_app};
+use gatekit::server::engine::{EngineConfig, Shutdown};
+use gatekit::server::listen::{self, Addr, ListenOptions, Listener};
+use gatekit::server::spool::SpoolConfig;
+use gatekit::{App, Detected, demo_app, echo_app};
 
 /// Run one web application under CGI, FastCGI, SCGI or its own HTTP server.
 #[derive(Debug, Parser)]
@@ -22,7 +23,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve a built-in app: as CGI when started as one, else over HTTP (FastCGI and SCGI to come).
+    /// Serve a built-in app: as CGI or FastCGI when started as one, else over HTTP.
     Serve(ServeArgs),
 }
 
@@ -41,12 +42,12 @@ struct ServeArgs {
     #[arg(long, conflicts_with_all = ["http", "fastcgi", "scgi"])]
     cgi: bool,
     /// Serve HTTP on ADDR (HOST:PORT, [V6]:PORT, unix:PATH, fd:N); the default is 127.0.0.1:8000 when no gateway is detected.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["fastcgi", "scgi"])]
     http: Option<String>,
-    /// Serve FastCGI on ADDR. Not available yet.
-    #[arg(long, value_name = "ADDR")]
+    /// Serve FastCGI on ADDR (HOST:PORT, [V6]:PORT, unix:PATH, fd:N); the default when fd 0 is a listening socket (spawn-fcgi, mod_fcgid) or systemd passes sockets.
+    #[arg(long, value_name = "ADDR", conflicts_with = "scgi")]
     fastcgi: Option<String>,
-    /// Serve SCGI on ADDR. Not available yet.
+    /// Serve SCGI on ADDR (HOST:PORT, [V6]:PORT, unix:PATH, fd:N).
     #[arg(long, value_name = "ADDR")]
     scgi: Option<String>,
     /// CGI: write a complete HTTP response (non-parsed headers); by default only when the script's name starts with "nph-".
@@ -73,6 +74,15 @@ struct ServeArgs {
     /// On SIGTERM/SIGINT, seconds in-flight requests get to finish.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     shutdown_grace: u64,
+    /// Request bodies up to this many bytes are kept in memory; larger ones go to a temp file.
+    #[arg(long, value_name = "BYTES", default_value_t = 512 * 1024)]
+    spool_threshold: usize,
+    /// Permission bits for a unix:PATH socket, in octal (e.g. 660); default: what the umask gives.
+    #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
+    unix_mode: Option<u32>,
+    /// FastCGI: send the app's wsgi.errors to this process's stderr instead of FCGI_STDERR records (the web server's error log).
+    #[arg(long)]
+    stderr_to_process: bool,
     /// The app to serve.
     #[arg(value_enum, default_value_t = AppName::Demo)]
     app: AppName,
@@ -151,60 +161,132 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+fn parse_mode(s: &str) -> std::result::Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{s:?} is not an octal mode like 660"))
+}
+
+/// The front-end to run and where.
+enum Front {
+    Cgi,
+    Http(Vec<Listener>),
+    FastCgi(Vec<Listener>),
+    Scgi(Vec<Listener>),
+}
+
 fn serve(args: &ServeArgs) -> Result<ExitCode> {
-    for (flag, value) in [("--fastcgi", &args.fastcgi), ("--scgi", &args.scgi)] {
-        if value.is_some() {
-            bail!("{flag}: this front-end is not available yet; use --http or --cgi");
+    let mut options = ListenOptions::default();
+    options.unix_mode = args.unix_mode;
+    let bind = |addr: &str| -> Result<Vec<Listener>> {
+        let parsed: Addr = addr.parse()?;
+        Ok(vec![listen::bind(&parsed, &options)?])
+    };
+    let front = if args.cgi {
+        Front::Cgi
+    } else if let Some(addr) = &args.fastcgi {
+        Front::FastCgi(bind(addr)?)
+    } else if let Some(addr) = &args.scgi {
+        Front::Scgi(bind(addr)?)
+    } else if let Some(addr) = &args.http {
+        Front::Http(bind(addr)?)
+    } else {
+        match gatekit::detect() {
+            Some(Detected::Cgi) => Front::Cgi,
+            Some(Detected::FastCgi) => Front::FastCgi(vec![
+                Listener::from_fd0().context("fd 0 looked like a listening socket")?,
+            ]),
+            Some(Detected::SocketActivation) => {
+                Front::FastCgi(listen::systemd_listeners().context("systemd socket activation")?)
+            }
+            _ => Front::Http(bind("127.0.0.1:8000")?),
         }
-    }
-    if args.cgi || (args.http.is_none() && gatekit::detect().is_some()) {
-        let mut options = CgiOptions::default();
-        options.iis_path_fix = args.iis;
-        if args.nph {
-            options.nph = Nph::On;
-        }
-        let app: &dyn App = match args.app {
-            AppName::Demo => &demo_app,
-            AppName::Echo => &echo_app,
-        };
-        return Ok(gatekit::cgi::CgiHandler::with_options(&options)
-            .run(app)
-            .exit_code());
-    }
-    let addr = args.http.as_deref().unwrap_or("127.0.0.1:8000");
+    };
     match args.app {
-        AppName::Demo => serve_http(addr, demo_app, args),
-        AppName::Echo => serve_http(addr, echo_app, args),
+        AppName::Demo => run_front(front, demo_app, args),
+        AppName::Echo => run_front(front, echo_app, args),
     }
 }
 
-fn serve_http<A: App + 'static>(addr: &str, app: A, args: &ServeArgs) -> Result<ExitCode> {
-    let mut config = ServerConfig::default();
+fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result<ExitCode> {
+    let mut engine = EngineConfig::default();
     if let Some(n) = args.workers {
-        config.engine.workers = n.max(1);
+        engine.workers = n.max(1);
     }
-    config.engine.max_connections = args.max_connections.max(1);
-    config.engine.shutdown_grace = Duration::from_secs(args.shutdown_grace);
-    config.engine.request_timeout = Duration::from_secs(args.timeout.max(1));
-    config.engine.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
-    config.spool = config.spool.with_max_body(args.max_body);
-    let server = Server::bind(addr, app, config)?;
-    server
-        .shutdown_handle()
+    engine.max_connections = args.max_connections.max(1);
+    engine.shutdown_grace = Duration::from_secs(args.shutdown_grace);
+    engine.request_timeout = Duration::from_secs(args.timeout.max(1));
+    engine.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    let spool = SpoolConfig::default()
+        .with_max_body(args.max_body)
+        .with_memory_threshold(args.spool_threshold);
+    match front {
+        Front::Cgi => {
+            let mut options = CgiOptions::default();
+            options.iis_path_fix = args.iis;
+            if args.nph {
+                options.nph = Nph::On;
+            }
+            Ok(gatekit::cgi::CgiHandler::with_options(&options)
+                .run(&app)
+                .exit_code())
+        }
+        Front::Http(listeners) => {
+            let mut config = gatekit::http::ServerConfig::default();
+            config.engine = engine;
+            config.spool = spool;
+            let server = gatekit::http::Server::from_listeners(listeners, app, config);
+            announce(&server.local_addrs(), "HTTP", args.app);
+            on_signals(&server.shutdown_handle())?;
+            server.serve_forever()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Front::Scgi(listeners) => {
+            let mut config = gatekit::scgi::ServerConfig::default();
+            config.engine = engine;
+            config.spool = spool;
+            let server = gatekit::scgi::Server::from_listeners(listeners, app, config);
+            announce(&server.local_addrs(), "SCGI", args.app);
+            on_signals(&server.shutdown_handle())?;
+            server.serve_forever()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Front::FastCgi(listeners) => {
+            let mut config =
+                gatekit::fastcgi::ServerConfig::default().with_env_web_server_addrs()?;
+            config.engine = engine;
+            config.spool = spool;
+            if args.stderr_to_process {
+                config.errors_to = gatekit::fastcgi::server::ErrorsTo::Process;
+            }
+            let server = gatekit::fastcgi::Server::from_listeners(listeners, app, config);
+            announce(&server.local_addrs(), "FastCGI", args.app);
+            on_signals(&server.shutdown_handle())?;
+            server.serve_forever()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn on_signals(shutdown: &Shutdown) -> Result<()> {
+    shutdown
         .on_signals()
-        .context("cannot install signal handlers")?;
-    for local in server.local_addrs() {
-        let url = match &local {
-            Addr::Unix(_) | Addr::Fd(_) => local.to_string(),
-            _ => format!("http://{local}/"),
+        .context("cannot install signal handlers")
+}
+
+/// One line on stderr per listener: what is served where.
+fn announce(addrs: &[Addr], protocol: &str, app: AppName) {
+    for local in addrs {
+        let place = match (local, protocol) {
+            (Addr::Ip(_), "HTTP") => format!("on http://{local}/"),
+            _ => format!("over {protocol} on {local}"),
         };
         eprintln!(
-            "gatekit: serving {} on {url} (Ctrl-C to stop)",
-            app_name(args.app)
+            "gatekit: serving {} {place} (Ctrl-C to stop)",
+            app_name(app)
         );
     }
-    server.serve_forever()?;
-    Ok(ExitCode::SUCCESS)
 }
 
 fn app_name(app: AppName) -> &'static str {

@@ -113,6 +113,8 @@ pub trait Protocol: Send + Sync + 'static {
 /// Bytes of input read per readable event at most, and held at most.
 const INPUT_CHUNK: usize = 16 * 1024;
 const INPUT_CAP: usize = 256 * 1024;
+/// Buffer capacity an idle connection keeps; larger buffers are freed.
+const IDLE_KEEP: usize = 4 * 1024;
 
 /// A file range `sendfile(2)` has not finished sending.
 #[derive(Debug)]
@@ -447,7 +449,22 @@ impl Conn {
         }
     }
 
-    /// Reads what is there, up to one chunk past the current input.
+    /// Between requests: gives back buffers a request grew, so an idle
+    /// keep-alive connection costs a few hundred bytes, not a read buffer.
+    /// Small ones are kept (no allocation per request on the fast path).
+    fn release_idle_buffers(&mut self) {
+        if self.input().is_empty() && self.input.capacity() > IDLE_KEEP {
+            self.input = Vec::new();
+            self.start = 0;
+        }
+        if !self.has_pending() && self.out.capacity() > IDLE_KEEP {
+            self.out = Vec::new();
+            self.out_pos = 0;
+        }
+    }
+
+    /// Reads what is there, up to about [`INPUT_CAP`] of input, straight
+    /// into the input buffer's spare room (no zero-filling, no copy).
     fn fill(&mut self) -> io::Result<()> {
         if self.start > 0 && self.start * 2 >= self.input.len() {
             self.input.drain(..self.start);
@@ -455,30 +472,25 @@ impl Conn {
         }
         let mut reads = 0;
         while self.input.len() < INPUT_CAP && reads < 4 {
-            let len = self.input.len();
-            self.input.resize(len + INPUT_CHUNK, 0);
-            let r = (&*self.stream).read(self.input.get_mut(len..).unwrap_or_default());
-            match r {
+            self.input.reserve(INPUT_CHUNK);
+            let room = self.input.capacity() - self.input.len();
+            match rustix::io::read(
+                &*self.stream,
+                rustix::buffer::spare_capacity(&mut self.input),
+            ) {
                 Ok(0) => {
-                    self.input.truncate(len);
                     self.eof = true;
                     return Ok(());
                 }
                 Ok(n) => {
-                    self.input.truncate(len + n);
                     reads += 1;
-                    if n < INPUT_CHUNK {
+                    if n < room {
                         return Ok(());
                     }
                 }
-                Err(e) => {
-                    self.input.truncate(len);
-                    match e.kind() {
-                        io::ErrorKind::Interrupted => {}
-                        io::ErrorKind::WouldBlock => return Ok(()),
-                        _ => return Err(e),
-                    }
-                }
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => return Ok(()),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -866,6 +878,9 @@ fn step<P: Protocol>(
     if live.closing {
         return start_linger(live);
     }
+    if !live.in_request {
+        live.conn.release_idle_buffers();
+    }
     Some(false)
 }
 
@@ -937,7 +952,14 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
                 continue;
             };
             let idle = !live.in_request && !live.conn.has_pending();
-            let expired = live.deadline <= now || drain_over || (stopping && idle);
+            // On stop, a kept-alive connection whose next request has already
+            // arrived (waiting for a free worker) is left to the worker, which
+            // answers it with `Connection: close`: closing it would reset it.
+            let expired = live.deadline <= now
+                || drain_over
+                || (stopping
+                    && idle
+                    && (live.lingering || live.closing || !readable(live.conn.stream())));
             if expired {
                 if live.deadline <= now && !stopping && !live.lingering {
                     let in_request = live.in_request;
@@ -956,4 +978,17 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
             return;
         }
     }
+}
+
+/// True if a read would not block: bytes (a request) or the peer's close wait.
+fn readable(stream: &Stream) -> bool {
+    let mut fds = [rustix::event::PollFd::new(
+        stream,
+        rustix::event::PollFlags::IN,
+    )];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
 }

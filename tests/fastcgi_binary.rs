@@ -1,0 +1,148 @@
+//! The `gatekit` binary as a FastCGI backend: started by spawn-fcgi with the
+//! listening socket on fd 0 (detected, no flag) behind real nginx, by
+//! systemd-socket-activate (LISTEN_FDS), and with `--fastcgi ADDR`, driven
+//! by libfcgi's `cgi-fcgi`.
+
+use std::process::{Child, Command, Stdio};
+
+use gatekit_testkit::{WebServer, curl, free_port, require, stop, wait_for_port};
+
+use crate::util::gatekit_bin;
+
+struct Backend {
+    child: Child,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+fn log_file(name: &str, port: u16) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("gatekit-{name}-{port}.log"))
+}
+
+/// `cgi-fcgi -bind -connect` with a CGI environment; returns its stdout.
+fn cgi_fcgi(port: u16, method: &str, uri: &str, body: &[u8]) -> Vec<u8> {
+    let cgi_fcgi = require(&["/usr/bin/cgi-fcgi"]).expect("checked by the caller");
+    let mut child = Command::new(cgi_fcgi)
+        .args(["-bind", "-connect", &format!("127.0.0.1:{port}")])
+        .env_clear()
+        .env("REQUEST_METHOD", method)
+        .env("REQUEST_URI", uri)
+        .env("PATH_INFO", uri)
+        .env("SERVER_PROTOCOL", "HTTP/1.1")
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let body = body.to_vec();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &body));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "cgi-fcgi failed");
+    out.stdout
+}
+
+#[test]
+fn spawn_fcgi_on_fd0_behind_nginx() {
+    let Some(spawn_fcgi) = require(&["/usr/bin/spawn-fcgi"]) else {
+        return;
+    };
+    let port = free_port();
+    let log = log_file("spawn-fcgi", port);
+    // -n: spawn-fcgi binds the socket, puts it on fd 0 and execs gatekit in
+    // its own place, so the child's pid is gatekit's.
+    let mut child = Command::new(spawn_fcgi)
+        .args(["-n", "-a", "127.0.0.1", "-p", &port.to_string(), "--"])
+        .arg(gatekit_bin())
+        .arg("serve")
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, &log);
+    let mut backend = Backend { child };
+    let Some(nginx) = WebServer::nginx(|p| {
+        format!(
+            "server {{\n  listen 127.0.0.1:{};\n  location / {{\n    include /etc/nginx/fastcgi_params;\n    \
+             fastcgi_param PATH_INFO $uri;\n    fastcgi_pass 127.0.0.1:{port};\n  }}\n}}\n",
+            p.port
+        )
+    }) else {
+        return;
+    };
+    let r = curl(&[], &nginx.url("/some/path?x=1"));
+    assert_eq!(r.status, 200, "{}", nginx.error_log());
+    let body = r.text();
+    assert!(body.starts_with("Hello world!\n"), "{body}");
+    assert!(body.contains("PATH_INFO = '/some/path'"), "{body}");
+    assert!(body.contains("FCGI_ROLE = 'RESPONDER'"), "{body}");
+    // SIGTERM: a clean exit.
+    let _ = Command::new("kill")
+        .args(["-TERM", &backend.child.id().to_string()])
+        .status();
+    let status = backend.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "exit status {status}: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
+#[test]
+fn systemd_socket_activation_serves_fastcgi() {
+    let Some(activate) = require(&["/usr/bin/systemd-socket-activate"]) else {
+        return;
+    };
+    if require(&["/usr/bin/cgi-fcgi"]).is_none() {
+        return;
+    }
+    let port = free_port();
+    let log = log_file("activate", port);
+    let mut child = Command::new(activate)
+        .args(["-l", &format!("127.0.0.1:{port}")])
+        .arg(gatekit_bin())
+        .arg("serve")
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, &log);
+    let _backend = Backend { child };
+    let out = cgi_fcgi(port, "GET", "/activated", b"");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("Status: 200 OK\r\n"), "{text}");
+    assert!(text.contains("Hello world!\n"), "{text}");
+}
+
+#[test]
+fn fastcgi_flag_with_cgi_fcgi_client() {
+    if require(&["/usr/bin/cgi-fcgi"]).is_none() {
+        return;
+    }
+    let port = free_port();
+    let log = log_file("fastcgi-flag", port);
+    let mut child = Command::new(gatekit_bin())
+        .args(["serve", "--fastcgi", &format!("127.0.0.1:{port}"), "echo"])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, &log);
+    let _backend = Backend { child };
+    let body = gatekit_testkit::pattern(200_000);
+    let out = cgi_fcgi(port, "POST", "/echo", &body);
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(out.starts_with(b"Status: 200 OK\r\n"));
+    assert!(out[split..] == body[..]);
+    let banner = std::fs::read_to_string(&log).unwrap();
+    assert!(banner.contains("over FastCGI on 127.0.0.1:"), "{banner}");
+}
