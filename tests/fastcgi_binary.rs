@@ -146,3 +146,35 @@ fn fastcgi_flag_with_cgi_fcgi_client() {
     let banner = std::fs::read_to_string(&log).unwrap();
     assert!(banner.contains("over FastCGI on 127.0.0.1:"), "{banner}");
 }
+
+#[test]
+fn scgi_flag_serves_a_netstring_request() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let log = log_file("scgi-flag", port);
+    let mut child = Command::new(gatekit_bin())
+        .args(["serve", "--scgi", &format!("127.0.0.1:{port}"), "echo"])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, &log);
+    let _backend = Backend { child };
+    let headers: &[u8] =
+        b"CONTENT_LENGTH\x005\x00SCGI\x001\x00REQUEST_METHOD\x00POST\x00REQUEST_URI\x00/echo\x00";
+    let mut request = format!("{}:", headers.len()).into_bytes();
+    request.extend_from_slice(headers);
+    request.extend_from_slice(b",hello");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(&request).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    assert!(
+        response.starts_with(b"Status: 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    assert!(response.ends_with(b"\r\n\r\nhello"));
+}
