@@ -52,7 +52,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use gatekit_core::{App, Config, Environ, Gateway, Status, Transport};
-use gatekit_server::engine::{self, Conn, EngineConfig, Next, Protocol, Shutdown};
+use gatekit_server::Endpoint;
+use gatekit_server::engine::{Conn, EngineConfig, Next, Protocol, Shutdown};
 use gatekit_server::listen::{self, Addr, ListenOptions, Listener, Peer};
 use gatekit_server::spool::{Spool, SpoolConfig, SpoolError, SpooledBody};
 
@@ -192,9 +193,8 @@ impl std::error::Error for Error {
 #[derive(Debug)]
 pub struct Server<A> {
     app: Arc<A>,
-    listeners: Vec<Listener>,
+    endpoint: Endpoint,
     config: ServerConfig,
-    shutdown: Shutdown,
 }
 
 /// Binds `addr` (`HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd:N`) and makes a
@@ -212,9 +212,12 @@ impl<A: App + 'static> Server<A> {
     /// # Errors
     /// The address is malformed or cannot be bound.
     pub fn bind(addr: &str, app: A, config: ServerConfig) -> Result<Server<A>, Error> {
-        let addr: Addr = addr.parse().map_err(Error::Listen)?;
-        let listener = listen::bind(&addr, &config.listen).map_err(Error::Listen)?;
-        Ok(Server::from_listeners(vec![listener], app, config))
+        let endpoint = Endpoint::bind(addr, &config.listen).map_err(Error::Listen)?;
+        Ok(Server {
+            app: Arc::new(app),
+            endpoint,
+            config,
+        })
     }
 
     /// A server on the listening socket a web server or process manager
@@ -231,25 +234,21 @@ impl<A: App + 'static> Server<A> {
     pub fn from_listeners(listeners: Vec<Listener>, app: A, config: ServerConfig) -> Server<A> {
         Server {
             app: Arc::new(app),
-            listeners,
+            endpoint: Endpoint::new(listeners),
             config,
-            shutdown: Shutdown::new(),
         }
     }
 
     /// Where the server listens.
     #[must_use]
     pub fn local_addrs(&self) -> Vec<Addr> {
-        self.listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect()
+        self.endpoint.local_addrs()
     }
 
     /// A handle that stops [`serve_forever`](Server::serve_forever) gracefully.
     #[must_use]
     pub fn shutdown_handle(&self) -> Shutdown {
-        self.shutdown.clone()
+        self.endpoint.shutdown_handle()
     }
 
     /// Serves until the shutdown handle is triggered, then lets in-flight
@@ -275,7 +274,8 @@ impl<A: App + 'static> Server<A> {
             max_reqs: max_conns.clone(),
             max_conns,
         };
-        engine::serve(protocol, self.listeners, self.config.engine, &self.shutdown)
+        self.endpoint
+            .serve(protocol, self.config.engine)
             .map_err(Error::Io)
     }
 }

@@ -14,7 +14,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use gatekit_core::{App, Config, Environ, Gateway, Status, Transport, format_date_time};
-use gatekit_server::engine::{self, Conn, EngineConfig, Next, Protocol, Shutdown};
+use gatekit_server::Endpoint;
+use gatekit_server::engine::{Conn, EngineConfig, Next, Protocol, Shutdown};
 use gatekit_server::listen::{self, Addr, ListenOptions, Listener, Peer};
 use gatekit_server::spool::{Spool, SpoolConfig, SpooledBody};
 
@@ -83,9 +84,8 @@ impl std::error::Error for Error {
 #[derive(Debug)]
 pub struct Server<A> {
     app: Arc<A>,
-    listeners: Vec<Listener>,
+    endpoint: Endpoint,
     config: ServerConfig,
-    shutdown: Shutdown,
 }
 
 /// Binds `addr` (`HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd:N`) and makes a
@@ -103,34 +103,33 @@ impl<A: App + 'static> Server<A> {
     /// # Errors
     /// The address is malformed or cannot be bound.
     pub fn bind(addr: &str, app: A, config: ServerConfig) -> Result<Server<A>, Error> {
-        let addr: Addr = addr.parse().map_err(Error::Listen)?;
-        let listener = listen::bind(&addr, &config.listen).map_err(Error::Listen)?;
-        Ok(Server::from_listeners(vec![listener], app, config))
+        let endpoint = Endpoint::bind(addr, &config.listen).map_err(Error::Listen)?;
+        Ok(Server {
+            app: Arc::new(app),
+            endpoint,
+            config,
+        })
     }
 
     /// A server on listeners made elsewhere (inherited, socket activation).
     pub fn from_listeners(listeners: Vec<Listener>, app: A, config: ServerConfig) -> Server<A> {
         Server {
             app: Arc::new(app),
-            listeners,
+            endpoint: Endpoint::new(listeners),
             config,
-            shutdown: Shutdown::new(),
         }
     }
 
     /// Where the server listens.
     #[must_use]
     pub fn local_addrs(&self) -> Vec<Addr> {
-        self.listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect()
+        self.endpoint.local_addrs()
     }
 
     /// A handle that stops [`serve_forever`](Server::serve_forever) gracefully.
     #[must_use]
     pub fn shutdown_handle(&self) -> Shutdown {
-        self.shutdown.clone()
+        self.endpoint.shutdown_handle()
     }
 
     /// Serves until the shutdown handle is triggered, then lets in-flight
@@ -144,9 +143,10 @@ impl<A: App + 'static> Server<A> {
             gateway: Arc::new(self.config.gateway),
             limits: self.config.limits,
             spool: self.config.spool,
-            shutdown: self.shutdown.clone(),
+            shutdown: self.endpoint.shutdown_handle(),
         };
-        engine::serve(protocol, self.listeners, self.config.engine, &self.shutdown)
+        self.endpoint
+            .serve(protocol, self.config.engine)
             .map_err(Error::Io)
     }
 }

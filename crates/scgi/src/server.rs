@@ -24,7 +24,8 @@ use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
 use gatekit_core::{App, Config, Environ, Gateway, Status, Transport};
-use gatekit_server::engine::{self, Conn, EngineConfig, Next, Protocol, Shutdown};
+use gatekit_server::Endpoint;
+use gatekit_server::engine::{Conn, EngineConfig, Next, Protocol, Shutdown};
 use gatekit_server::listen::{self, Addr, ListenOptions, Listener, Peer};
 use gatekit_server::spool::{Spool, SpoolConfig, SpoolError, SpooledBody};
 
@@ -121,9 +122,8 @@ impl std::error::Error for Error {
 #[derive(Debug)]
 pub struct Server<A> {
     app: Arc<A>,
-    listeners: Vec<Listener>,
+    endpoint: Endpoint,
     config: ServerConfig,
-    shutdown: Shutdown,
 }
 
 /// Binds `addr` (`HOST:PORT`, `[V6]:PORT`, `unix:PATH`, `fd:N`) and makes an
@@ -141,34 +141,33 @@ impl<A: App + 'static> Server<A> {
     /// # Errors
     /// The address is malformed or cannot be bound.
     pub fn bind(addr: &str, app: A, config: ServerConfig) -> Result<Server<A>, Error> {
-        let addr: Addr = addr.parse().map_err(Error::Listen)?;
-        let listener = listen::bind(&addr, &config.listen).map_err(Error::Listen)?;
-        Ok(Server::from_listeners(vec![listener], app, config))
+        let endpoint = Endpoint::bind(addr, &config.listen).map_err(Error::Listen)?;
+        Ok(Server {
+            app: Arc::new(app),
+            endpoint,
+            config,
+        })
     }
 
     /// A server on listeners made elsewhere (inherited, socket activation).
     pub fn from_listeners(listeners: Vec<Listener>, app: A, config: ServerConfig) -> Server<A> {
         Server {
             app: Arc::new(app),
-            listeners,
+            endpoint: Endpoint::new(listeners),
             config,
-            shutdown: Shutdown::new(),
         }
     }
 
     /// Where the server listens.
     #[must_use]
     pub fn local_addrs(&self) -> Vec<Addr> {
-        self.listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect()
+        self.endpoint.local_addrs()
     }
 
     /// A handle that stops [`serve_forever`](Server::serve_forever) gracefully.
     #[must_use]
     pub fn shutdown_handle(&self) -> Shutdown {
-        self.shutdown.clone()
+        self.endpoint.shutdown_handle()
     }
 
     /// Serves until the shutdown handle is triggered, then lets in-flight
@@ -185,7 +184,8 @@ impl<A: App + 'static> Server<A> {
             allow: self.config.allow,
             script_name: self.config.script_name,
         };
-        engine::serve(protocol, self.listeners, self.config.engine, &self.shutdown)
+        self.endpoint
+            .serve(protocol, self.config.engine)
             .map_err(Error::Io)
     }
 }

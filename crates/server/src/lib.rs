@@ -1,10 +1,17 @@
 //! gatekit-server: what gatekit's socket front-ends (FastCGI, SCGI, HTTP) share.
 //!
-//! Work in progress: [`listen`] (listeners) and [`spool`] (request bodies
-//! held in memory, then on disk) are the first parts; the event-driven I/O
-//! engine and the worker pool follow.
+//! - [`listen`]: listeners (TCP, Unix sockets, fd 0 as FastCGI's
+//!   `FCGI_LISTENSOCK_FILENO`, `fd:N`, systemd socket activation);
+//! - [`spool`]: request bodies held in memory, then in a temp file;
+//! - [`engine`]: the shared epoll instance and worker pool a front-end's
+//!   [`Protocol`](engine::Protocol) runs on, with timeouts, backpressure,
+//!   cancellation and graceful shutdown;
+//! - [`Endpoint`]: a front-end server's sockets and shutdown handle.
 
+mod endpoint;
 pub mod engine;
 pub mod listen;
 pub mod spool;
 mod sys;
+
+pub use endpoint::Endpoint;
