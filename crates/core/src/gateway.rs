@@ -456,6 +456,10 @@ impl<T: Transport> Gateway<T> {
 
     /// Sends a file body: headers, then `sendfile`, then reads for the rest.
     fn send_file(&mut self, mut wrapper: FileWrapper) -> Result<(), Failure> {
+        if self.try_offload(&wrapper) {
+            // The web server sends the file; finish_content sends the head.
+            return Ok(());
+        }
         if let (true, Some(remaining)) = (self.config.file_wrapper, wrapper.remaining()) {
             if !self.headers_sent {
                 self.one_block = Some(remaining);
@@ -496,6 +500,34 @@ impl<T: Transport> Gateway<T> {
             self.write_block(buf.get(..n).unwrap_or_default())?;
         }
         Ok(())
+    }
+
+    /// Hands a whole-file `200` body to the web server if the transport
+    /// can ([`Transport::offload`]): its header replaces the body and any
+    /// `Content-Length` the app set.
+    fn try_offload(&mut self, wrapper: &FileWrapper) -> bool {
+        let Some((file, 0, len)) = wrapper.as_file() else {
+            return false;
+        };
+        if self.headers_sent
+            || !self.config.file_wrapper
+            || self.status.as_ref().map(Status::code) != Some(200)
+            || self.content_length.is_some_and(|cl| cl != len)
+        {
+            return false;
+        }
+        let Some((name, value)) = self.transport.offload(file, len) else {
+            return false;
+        };
+        let Some(headers) = self.headers.as_mut() else {
+            return false;
+        };
+        if headers.set(&name, &value).is_err() {
+            return false;
+        }
+        headers.remove("Content-Length");
+        self.content_length = None;
+        true
     }
 
     fn body_allowed(&self) -> bool {

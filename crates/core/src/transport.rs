@@ -67,6 +67,19 @@ pub trait Transport {
         Ok(0)
     }
 
+    /// Offers to let the web server send a whole file itself, the way
+    /// `X-Sendfile` (Apache mod_xsendfile, lighttpd) and `X-Accel-Redirect`
+    /// (nginx) work: returns the header that names the file, and the gateway
+    /// sends that header, with no body, instead of the file's bytes.
+    ///
+    /// Called before the headers go out, for a `200` response whose body is a
+    /// file sent from its start (`len` bytes, the whole file). The default
+    /// declines (`None`), and the file is sent as usual.
+    fn offload(&mut self, file: &File, len: u64) -> Option<(String, String)> {
+        let _ = (file, len);
+        None
+    }
+
     /// Makes an incomplete response visible to the client. Called when an
     /// error happens after the headers were sent, or when the app sent fewer
     /// bytes than its `Content-Length`: close the connection, end the FastCGI
@@ -96,6 +109,9 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     }
     fn sendfile(&mut self, file: &File, offset: u64, count: u64) -> io::Result<u64> {
         (**self).sendfile(file, offset, count)
+    }
+    fn offload(&mut self, file: &File, len: u64) -> Option<(String, String)> {
+        (**self).offload(file, len)
     }
     fn abort(&mut self) {
         (**self).abort();

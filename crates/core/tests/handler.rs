@@ -1172,3 +1172,60 @@ fn origin_connection_header_follows_framing() {
         !String::from_utf8_lossy(gw.transport().output()).contains("Connection:") && !o.keep_alive
     );
 }
+
+/// A transport that offloads every file it is offered.
+struct OffloadTransport(SendfileTransport);
+
+impl Transport for OffloadTransport {
+    fn write(&mut self, d: &[u8]) -> io::Result<()> {
+        self.0.write(d)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn input(&mut self) -> Box<dyn io::BufRead + Send> {
+        Box::new(io::empty())
+    }
+    fn errors(&mut self) -> Box<dyn Write + Send> {
+        Box::new(io::sink())
+    }
+    fn add_cgi_vars(&mut self, _: &mut Environ) {}
+    fn sendfile(&mut self, file: &File, offset: u64, count: u64) -> io::Result<u64> {
+        self.0.sendfile(file, offset, count)
+    }
+    fn offload(&mut self, _: &File, len: u64) -> Option<(String, String)> {
+        Some(("X-Sendfile".into(), format!("/files/{len}")))
+    }
+}
+
+fn run_offload(app: &dyn App) -> OffloadTransport {
+    let mut gw = Gateway::new(
+        OffloadTransport(SendfileTransport {
+            out: Vec::new(),
+            calls: Vec::new(),
+            limit: u64::MAX,
+        }),
+        Config::gateway(),
+    );
+    assert!(gw.run(app).complete);
+    gw.into_transport()
+}
+
+#[test]
+fn whole_file_is_offloaded_as_a_header_without_a_body() {
+    let t = run_offload(&file_app(b"0123456789", 0, Some("10")));
+    assert!(t.0.calls.is_empty());
+    eq_bytes(
+        &t.0.out,
+        b"Status: 200 OK\r\nContent-Type: application/octet-stream\r\nX-Sendfile: /files/10\r\nContent-Length: 0\r\n\r\n",
+    );
+}
+
+#[test]
+fn partial_file_is_not_offloaded() {
+    // From an offset, or shorter than the file: gatekit sends the bytes.
+    let t = run_offload(&file_app(b"0123456789", 3, None));
+    assert_eq!(t.0.calls, [(3, 7)]);
+    let t = run_offload(&file_app(b"0123456789", 0, Some("4")));
+    assert!(t.0.out.ends_with(b"Content-Length: 4\r\n\r\n0123"));
+}

@@ -55,6 +55,7 @@ use gatekit_core::{App, Config, Environ, Gateway, Status, Transport};
 use gatekit_server::Endpoint;
 use gatekit_server::engine::{Conn, EngineConfig, Next, Protocol, Shutdown};
 use gatekit_server::listen::{self, Addr, ListenOptions, Listener, Peer};
+use gatekit_server::offload::Offload;
 use gatekit_server::spool::{Spool, SpoolConfig, SpoolError, SpooledBody};
 
 use crate::proto::{
@@ -93,6 +94,10 @@ pub struct ServerConfig {
     pub web_server_addrs: Option<Vec<IpAddr>>,
     /// Where `wsgi.errors` goes (default: `FCGI_STDERR` records).
     pub errors_to: ErrorsTo,
+    /// Let the web server send whole-file bodies itself (`X-Sendfile`,
+    /// `X-Accel-Redirect`); default `None`: gatekit sends them with
+    /// `sendfile(2)`.
+    pub offload: Option<Offload>,
 }
 
 /// The default [`ServerConfig::max_params`].
@@ -119,6 +124,7 @@ impl Default for ServerConfig {
             listen: ListenOptions::default(),
             web_server_addrs: None,
             errors_to: ErrorsTo::default(),
+            offload: None,
         }
     }
 }
@@ -270,6 +276,7 @@ impl<A: App + 'static> Server<A> {
                     .into_boxed_slice()
             }),
             errors_to: self.config.errors_to,
+            offload: self.config.offload,
             // One request per connection: as many requests as connections.
             max_reqs: max_conns.clone(),
             max_conns,
@@ -308,6 +315,7 @@ struct FastCgi<A> {
     spool: SpoolConfig,
     allow: Option<Box<[IpAddr]>>,
     errors_to: ErrorsTo,
+    offload: Option<Offload>,
     max_conns: String,
     max_reqs: String,
 }
@@ -655,6 +663,7 @@ impl<A: App + 'static> FastCgi<A> {
             stderr,
             stderr_used: false,
             aborted: false,
+            offload: self.offload.as_ref(),
         };
         let mut gateway = Gateway::new(transport, Arc::clone(&self.gateway));
         let outcome = gateway.run(&*self.app);
@@ -726,6 +735,7 @@ struct FcgiTransport<'c> {
     stderr: Option<Arc<Mutex<Vec<u8>>>>,
     stderr_used: bool,
     aborted: bool,
+    offload: Option<&'c Offload>,
 }
 
 impl FcgiTransport<'_> {
@@ -859,6 +869,10 @@ impl Transport for FcgiTransport<'_> {
             sent += done as u64;
         }
         Ok(sent)
+    }
+
+    fn offload(&mut self, file: &File, _len: u64) -> Option<(String, String)> {
+        self.offload?.header(file)
     }
 
     fn abort(&mut self) {

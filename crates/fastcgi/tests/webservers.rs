@@ -327,3 +327,46 @@ fn cgi_fcgi_client() {
     assert!(out.stdout.starts_with(b"Status: 200 OK\r\n"));
     assert_eq!(sha256(&out.stdout[split..]), sha256(&body));
 }
+
+#[test]
+fn nginx_x_accel_redirect_offload() {
+    let files = gatekit_testkit::public_tempdir();
+    let root = files.path().canonicalize().unwrap();
+    let path = root.join("big.bin");
+    let data = pattern(3 * 1024 * 1024);
+    std::fs::write(&path, &data).unwrap();
+    gatekit_testkit::set_mode(&path, 0o644);
+    let mut cfg = config();
+    cfg.offload = Some(gatekit_server::offload::Offload::XAccelRedirect {
+        root: root.clone(),
+        prefix: "/.gatekit-files/".into(),
+    });
+    let backend = start("127.0.0.1:0", cfg);
+    *backend.shared.file.lock().unwrap() = Some(path.clone());
+    let port = backend.port();
+    let Some(ws) = WebServer::nginx(|p| {
+        format!(
+            "server {{\n  listen 127.0.0.1:{};\n  \
+             location /.gatekit-files/ {{ internal; alias {}/; }}\n  \
+             location / {{\n    include /etc/nginx/fastcgi_params;\n    fastcgi_pass 127.0.0.1:{port};\n  }}\n}}\n",
+            p.port,
+            root.display()
+        )
+    }) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let got = dir.path().join("got.bin");
+    assert_eq!(
+        curl_to_file(&[], &ws.url("/file"), &got),
+        200,
+        "{}",
+        ws.error_log()
+    );
+    assert_eq!(sha256_file(&got), sha256(&data));
+    // nginx's static module served it: it adds an ETag, the app does not.
+    let r = curl(&["-I"], &ws.url("/file"));
+    assert!(r.header("ETag").is_some(), "{}", r.head);
+    // The internal location is not reachable from outside.
+    assert_eq!(curl(&[], &ws.url("/.gatekit-files/big.bin")).status, 404);
+}

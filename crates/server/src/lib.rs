@@ -6,11 +6,13 @@
 //! - [`engine`]: the shared epoll instance and worker pool a front-end's
 //!   [`Protocol`](engine::Protocol) runs on, with timeouts, backpressure,
 //!   cancellation and graceful shutdown;
+//! - [`offload`]: `X-Sendfile` / `X-Accel-Redirect`, the web server sending a file;
 //! - [`Endpoint`]: a front-end server's sockets and shutdown handle.
 
 mod endpoint;
 pub mod engine;
 pub mod listen;
+pub mod offload;
 pub mod spool;
 mod sys;
 
