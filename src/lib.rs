@@ -28,6 +28,8 @@
 //!
 //! # Features
 //! - `cli` (default): the `gatekit` command-line tool (clap and anyhow live only there).
+//! - `tower`: [`tower`](crate::tower) (gatekit-tower), which serves any `http`/tower
+//!   service (an axum `Router`, say) as an [`App`]: `gatekit::run(gatekit::tower::app(router))`.
 
 use std::fmt;
 use std::process::ExitCode;
@@ -42,6 +44,8 @@ pub use gatekit_fastcgi as fastcgi;
 pub use gatekit_http as http;
 pub use gatekit_scgi as scgi;
 pub use gatekit_server as server;
+#[cfg(feature = "tower")]
+pub use gatekit_tower as tower;
 
 /// The gateway a program was started under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,11 +83,11 @@ pub fn detect() -> Option<Detected> {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RunError {
-    /// No gateway was recognised.
-    NoGateway,
     /// The FastCGI server could not start.
     FastCgi(fastcgi::server::Error),
-    /// The listening sockets systemd passed are unusable.
+    /// The HTTP server could not start (e.g. 127.0.0.1:8000 is taken).
+    Http(http::server::Error),
+    /// The listening sockets passed in are unusable.
     Listen(server::listen::Error),
     /// Signal handlers could not be installed.
     Io(std::io::Error),
@@ -92,11 +96,8 @@ pub enum RunError {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RunError::NoGateway => f.write_str(
-                "no gateway detected: run under a web server as CGI (GATEWAY_INTERFACE set), \
-                 as a FastCGI backend on fd 0, or with systemd socket activation",
-            ),
             RunError::FastCgi(e) => e.fmt(f),
+            RunError::Http(e) => e.fmt(f),
             RunError::Listen(e) => e.fmt(f),
             RunError::Io(e) => write!(f, "cannot install signal handlers: {e}"),
         }
@@ -106,22 +107,28 @@ impl fmt::Display for RunError {
 impl std::error::Error for RunError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            RunError::NoGateway => None,
             RunError::FastCgi(e) => Some(e),
+            RunError::Http(e) => Some(e),
             RunError::Listen(e) => Some(e),
             RunError::Io(e) => Some(e),
         }
     }
 }
 
+/// Where [`run`] serves HTTP when no gateway started the program.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8000";
+
 /// Serves `app` under the gateway the program was started under and returns
-/// the exit status to end with: one CGI request, or a FastCGI server on fd 0
-/// or on systemd's sockets until SIGTERM (then in-flight requests finish).
-/// A FastCGI server takes its allow-list from `FCGI_WEB_SERVER_ADDRS`.
+/// the exit status to end with:
+///
+/// - one CGI request ([`Detected::Cgi`]);
+/// - a FastCGI server on fd 0 or on systemd's sockets until SIGTERM, then
+///   in-flight requests finish; its allow-list comes from
+///   `FCGI_WEB_SERVER_ADDRS`;
+/// - otherwise HTTP on [`DEFAULT_HTTP_ADDR`], with a line on stderr saying so.
 ///
 /// # Errors
-/// [`RunError::NoGateway`] when none is recognised; the others when the
-/// FastCGI server cannot start.
+/// A server could not start.
 pub fn run<A: App + 'static>(app: A) -> Result<ExitCode, RunError> {
     let listeners = match detect() {
         Some(Detected::Cgi) => return Ok(cgi::serve(&app).exit_code()),
@@ -131,7 +138,17 @@ pub fn run<A: App + 'static>(app: A) -> Result<ExitCode, RunError> {
         Some(Detected::SocketActivation) => {
             server::listen::systemd_listeners().map_err(RunError::Listen)?
         }
-        None => return Err(RunError::NoGateway),
+        None => {
+            let server = http::Server::bind(DEFAULT_HTTP_ADDR, app, http::ServerConfig::default())
+                .map_err(RunError::Http)?;
+            eprintln!("serving HTTP on http://{DEFAULT_HTTP_ADDR}/ (Ctrl-C to stop)");
+            server
+                .shutdown_handle()
+                .on_signals()
+                .map_err(RunError::Io)?;
+            server.serve_forever().map_err(RunError::Http)?;
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     let config = fastcgi::ServerConfig::default()
         .with_env_web_server_addrs()
