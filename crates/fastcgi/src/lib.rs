@@ -1,6 +1,6 @@
 //! FastCGI 1.0 front-end for gatekit.
 //!
-//! Two layers:
+//! Three layers:
 //!
 //! - [`server`]: the application server. [`make_server`] / [`Server`] run a gatekit
 //!   [`App`](gatekit_core::App) behind nginx `fastcgi_pass`, Apache `mod_proxy_fcgi`, lighttpd
@@ -13,6 +13,9 @@
 //!   [`proto::encode_record`], [`proto::encode_stream_data`]), the fixed-size `BEGIN_REQUEST` /
 //!   `END_REQUEST` / `UNKNOWN_TYPE` bodies, name-value pairs with the size-limited, incremental
 //!   [`proto::ParamsDecoder`], and the `GET_VALUES` management records.
+//! - [`sdk`]: a blocking, low-level API in the style of the FastCGI SDK (libfcgi's
+//!   `FCGX_Accept_r` loop) on the same codec: [`sdk::Listener`], a per-thread [`sdk::Acceptor`],
+//!   and [`sdk::Request`] with its `STDIN` reader and `STDOUT` / `STDERR` writers.
 //!
 //! ```no_run
 //! use gatekit_core::{Body, BoxError, Environ, StartResponse};
@@ -71,6 +74,7 @@
 #![allow(clippy::doc_markdown)]
 
 pub mod proto;
+pub mod sdk;
 pub mod server;
 
 pub use server::{Server, ServerConfig, make_server};
