@@ -435,8 +435,17 @@ impl<A: App + 'static> Protocol for FastCgi<A> {
                         return Next::Close;
                     };
                     let keep_conn = request.keep_conn;
-                    if !self.run(session, conn, *request) || !keep_conn {
+                    if !self.run(session, conn, *request) {
                         return Next::Close;
+                    }
+                    if !keep_conn {
+                        // §3.5: without KEEP_CONN the application closes
+                        // after the response; the web server sent it all.
+                        return if conn.input().is_empty() {
+                            Next::Done
+                        } else {
+                            Next::Close
+                        };
                     }
                     Ok(())
                 }

@@ -296,8 +296,13 @@ impl<A: App + 'static> Protocol for Scgi<A> {
                         Ok(body) => self.run(conn, vars, body),
                         Err(e) => return refuse(session, conn, spool_error_status(&e), e),
                     }
-                    // SCGI §2: one request, then the server closes.
-                    return Next::Close;
+                    // SCGI §2: one request, then the server closes; when
+                    // nothing followed the body, at once.
+                    return if conn.input().is_empty() {
+                        Next::Done
+                    } else {
+                        Next::Close
+                    };
                 }
             }
         }

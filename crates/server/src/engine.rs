@@ -84,8 +84,14 @@ pub enum Next {
     /// In the middle of a request: wait for the rest (`request_timeout`
     /// applies, counted from the request's first byte).
     Continue,
-    /// Close once the pending output is written.
+    /// Close once the pending output is written, lingering: our side is
+    /// shut down and input drained for a while first, so that a peer still
+    /// sending (a refused request's body) gets the response, not a reset.
     Close,
+    /// The exchange is over and the peer has sent everything it meant to
+    /// (a FastCGI request without keep-conn, an SCGI request): close as soon
+    /// as the pending output is written, without lingering.
+    Done,
 }
 
 /// A wire protocol served by the engine.
@@ -463,38 +469,45 @@ impl Conn {
         }
     }
 
-    /// Reads what is there, up to about [`INPUT_CAP`] of input, straight
-    /// into the input buffer's spare room (no zero-filling, no copy).
+    /// Reads what is there, up to about [`INPUT_CAP`] of input. Each read
+    /// goes into the worker thread's own buffer and only the bytes that came
+    /// are appended, so a connection's input holds what arrived, not a
+    /// read-sized buffer, and nothing is allocated or zeroed per read.
     fn fill(&mut self) -> io::Result<()> {
         if self.start > 0 && self.start * 2 >= self.input.len() {
             self.input.drain(..self.start);
             self.start = 0;
         }
-        let mut reads = 0;
-        while self.input.len() < INPUT_CAP && reads < 4 {
-            self.input.reserve(INPUT_CHUNK);
-            let room = self.input.capacity() - self.input.len();
-            match rustix::io::read(
-                &*self.stream,
-                rustix::buffer::spare_capacity(&mut self.input),
-            ) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(());
-                }
-                Ok(n) => {
-                    reads += 1;
-                    if n < room {
+        READ_BUF.with_borrow_mut(|buf| {
+            let mut reads = 0;
+            while self.input.len() < INPUT_CAP && reads < 4 {
+                match (&*self.stream).read(&mut buf[..]) {
+                    Ok(0) => {
+                        self.eof = true;
                         return Ok(());
                     }
+                    Ok(n) => {
+                        self.input
+                            .extend_from_slice(buf.get(..n).unwrap_or_default());
+                        reads += 1;
+                        if n < INPUT_CHUNK {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) => return Err(e),
                 }
-                Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) => return Ok(()),
-                Err(e) => return Err(e.into()),
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
+}
+
+thread_local! {
+    /// Each worker's read buffer (see [`Conn::fill`]).
+    static READ_BUF: std::cell::RefCell<Box<[u8; INPUT_CHUNK]>> =
+        std::cell::RefCell::new(Box::new([0; INPUT_CHUNK]));
 }
 
 /// Asks a running engine to stop: stop accepting, let in-flight requests
@@ -548,6 +561,8 @@ struct Live<S> {
     deadline: Instant,
     in_request: bool,
     closing: bool,
+    /// Close without lingering ([`Next::Done`]).
+    done: bool,
     /// Our side is shut down; input is read and dropped until the peer closes.
     lingering: bool,
 }
@@ -766,6 +781,7 @@ fn register<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Pee
         deadline: Instant::now() + shared.config.idle_timeout,
         in_request: false,
         closing: false,
+        done: false,
         lingering: false,
     });
     if let Err(e) = epoll::add(
@@ -785,7 +801,11 @@ fn register<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Pee
 
 fn close<P: Protocol>(shared: &Shared<P>, slot: &mut Slot<P::Session>, idx: u32) {
     if let Some(live) = slot.live.take() {
-        let _ = epoll::delete(&shared.epoll, live.conn.stream());
+        if Arc::strong_count(&live.conn.stream) > 1 {
+            // Another handle keeps the descriptor open past this close, so
+            // the kernel would keep it registered: take it out by hand.
+            let _ = epoll::delete(&shared.epoll, live.conn.stream());
+        }
         drop(live);
         slot.generation = slot.generation.wrapping_add(1);
         lock(&shared.free).push(idx);
@@ -856,6 +876,10 @@ fn step<P: Protocol>(
     let now = Instant::now();
     match next {
         Next::Close => live.closing = true,
+        Next::Done => {
+            live.closing = true;
+            live.done = true;
+        }
         Next::Idle => {
             live.in_request = false;
             live.deadline = now + shared.config.idle_timeout;
@@ -887,7 +911,7 @@ fn step<P: Protocol>(
 /// Everything is written and the connection is to close: close at once if
 /// the peer has nothing more to send, else half-close and drain for a while.
 fn start_linger<S>(live: &mut Live<S>) -> Option<bool> {
-    if live.conn.is_eof() {
+    if live.conn.is_eof() || live.done {
         return None;
     }
     live.conn
