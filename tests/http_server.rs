@@ -378,3 +378,26 @@ fn sigterm_lets_the_server_exit_cleanly() {
     let status = s.child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn access_log_in_common_log_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let s = start(&["--access-log", log.to_str().unwrap()]);
+    let r = curl(&[], &url(&s, "/logged?x=1"));
+    assert_eq!(r.status, 200);
+    let r = curl(&["-X", "POST", "--data-binary", "abc"], &url(&s, "/posted"));
+    assert_eq!(r.status, 200);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("127.0.0.1 - - ["), "{text}");
+    assert!(
+        lines[0].contains("] \"GET /logged?x=1 HTTP/1.1\" 200 "),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("] \"POST /posted HTTP/1.1\" 200 "),
+        "{text}"
+    );
+}

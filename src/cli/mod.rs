@@ -8,10 +8,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gatekit::cgi::{CgiOptions, Nph};
+use gatekit::core::AccessLog;
 use gatekit::server::engine::{EngineConfig, Shutdown};
 use gatekit::server::listen::{self, Addr, ListenOptions, Listener};
 use gatekit::server::spool::SpoolConfig;
 use gatekit::{App, Detected, demo_app, echo_app};
+use std::sync::Arc;
 
 /// Run one web application under CGI, FastCGI, SCGI or its own HTTP server.
 #[derive(Debug, Parser)]
@@ -80,6 +82,9 @@ struct ServeArgs {
     /// Permission bits for a unix:PATH socket, in octal (e.g. 660); default: what the umask gives.
     #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
     unix_mode: Option<u32>,
+    /// Log each request in Common Log Format to PATH ('-' for stderr); off by default.
+    #[arg(long, value_name = "PATH")]
+    access_log: Option<std::path::PathBuf>,
     /// FastCGI: send the app's wsgi.errors to this process's stderr instead of FCGI_STDERR records (the web server's error log).
     #[arg(long)]
     stderr_to_process: bool,
@@ -218,6 +223,13 @@ fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result
     engine.shutdown_grace = Duration::from_secs(args.shutdown_grace);
     engine.request_timeout = Duration::from_secs(args.timeout.max(1));
     engine.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    let access_log = match &args.access_log {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(Arc::new(AccessLog::stderr())),
+        Some(p) => Some(Arc::new(AccessLog::append_to(p).with_context(|| {
+            format!("cannot open the access log {}", p.display())
+        })?)),
+    };
     let spool = SpoolConfig::default()
         .with_max_body(args.max_body)
         .with_memory_threshold(args.spool_threshold);
@@ -234,6 +246,7 @@ fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result
         }
         Front::Http(listeners) => {
             let mut config = gatekit::http::ServerConfig::default();
+            config.gateway.access_log = access_log;
             config.engine = engine;
             config.spool = spool;
             let server = gatekit::http::Server::from_listeners(listeners, app, config);
@@ -244,6 +257,7 @@ fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result
         }
         Front::Scgi(listeners) => {
             let mut config = gatekit::scgi::ServerConfig::default();
+            config.gateway.access_log = access_log;
             config.engine = engine;
             config.spool = spool;
             let server = gatekit::scgi::Server::from_listeners(listeners, app, config);
@@ -255,6 +269,7 @@ fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result
         Front::FastCgi(listeners) => {
             let mut config =
                 gatekit::fastcgi::ServerConfig::default().with_env_web_server_addrs()?;
+            config.gateway.access_log = access_log;
             config.engine = engine;
             config.spool = spool;
             if args.stderr_to_process {

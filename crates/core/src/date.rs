@@ -59,7 +59,7 @@ pub fn format_date_time(t: SystemTime) -> String {
 
 /// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), proleptic Gregorian.
 /// The classic era-based algorithm (400-year cycles of 146,097 days).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097;

@@ -16,6 +16,7 @@ use std::io::{self, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use crate::access_log::AccessLog;
 use crate::app::{BoxError, ResponseSink, StartError, StartResponse};
 use crate::body::{Body, FileWrapper};
 use crate::date::{Clock, format_date_time};
@@ -79,8 +80,11 @@ pub struct Config {
     pub file_wrapper: bool,
     /// Chunked responses when an origin server talks HTTP/1.1 and the length is unknown.
     pub chunked_responses: bool,
-    /// The clock for `Date:` headers.
+    /// The clock for `Date:` headers and access log times.
     pub clock: Clock,
+    /// Where each request's access log line goes (Common Log Format), if
+    /// anywhere: wsgiref's `log_request`. Default `None`.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 impl Config {
@@ -106,6 +110,7 @@ impl Config {
             file_wrapper: true,
             chunked_responses: true,
             clock: Clock::System,
+            access_log: None,
         }
     }
 
@@ -366,6 +371,9 @@ impl<T: Transport> Gateway<T> {
             keep_alive: complete && delimited && self.keep_alive == Some(true),
             client_gone: self.client_gone,
         };
+        if let (Some(log), Some(env)) = (&self.config.access_log, &self.environ) {
+            log.record(env, &outcome, self.config.clock.now());
+        }
         if outcome.complete {
             self.close();
         }

@@ -58,6 +58,7 @@
 //! not subclassing. The crate has no network code and no async runtime, so
 //! a CGI binary built on it starts in about a millisecond.
 
+pub mod access_log;
 mod app;
 mod body;
 mod date;
@@ -74,6 +75,7 @@ pub mod validate;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use access_log::AccessLog;
 pub use app::{App, BoxError, ResponseSink, StartError, StartResponse, Writer};
 pub use body::{BlockStream, Body, Chunk, FileWrapper, IntoChunk};
 pub use date::{Clock, format_date_time};
