@@ -28,7 +28,7 @@
 //!
 //! # Features
 //! - `cli` (default): the `gatekit` command-line tool (clap and anyhow live only there).
-//! - `tower`: [`tower`](crate::tower) (gatekit-tower), which serves any `http`/tower
+//! - `tower`: `gatekit::tower` (the gatekit-tower crate), which serves any `http`/tower
 //!   service (an axum `Router`, say) as an [`App`]: `gatekit::run(gatekit::tower::app(router))`.
 
 use std::fmt;
