@@ -34,13 +34,15 @@
 //! # Design
 //!
 //! gatekit's front-ends call apps on blocking worker threads. [`TowerApp`]
-//! spawns each request's service future on one tokio runtime shared by the
-//! whole process ([`runtime`]: multi-thread, 1–2 workers, created on first
-//! use) and parks the worker thread until the response head is ready; then
-//! it hands the body to the gateway as an iterator that waits for one frame
-//! at a time. A panic in the service is caught by tokio and becomes a 500;
-//! a client that goes away while the service works is noticed (within
-//! 100 ms) through `Environ::is_cancelled` and the task is aborted.
+//! polls each request's service future on that worker thread, inside the
+//! context of one tokio runtime shared by the whole process ([`runtime`]:
+//! multi-thread, 1–2 workers, created on first use, which drive timers, I/O
+//! and whatever the service spawns), parking the thread between wake-ups
+//! until the response head is ready; no request hops to a runtime thread and
+//! back. Then it hands the body to the gateway as an iterator that waits for
+//! one frame at a time. A panic in the service becomes a 500; a client that
+//! goes away while the service works is noticed (within 100 ms) through
+//! `Environ::is_cancelled` and the future is dropped.
 
 use std::any::Any;
 use std::fmt;
@@ -167,25 +169,26 @@ where
             }
         };
         let mut service = self.service.clone();
-        let task = handle.spawn(async move {
+        // Polled here, on the gateway's worker thread (with the runtime's
+        // context entered, so its timers and I/O work), not spawned: no
+        // hand-off to a runtime thread and back for each request.
+        let call = async move {
             std::future::poll_fn(|cx| service.poll_ready(cx))
                 .await
                 .map_err(Into::into)?;
             service.call(req).await.map_err(Into::<BoxError>::into)
-        });
-        let abort = task.abort_handle();
+        };
         let env: &Environ = environ;
-        let response = match runtime::block_on(&handle, task, Some(&|| env.is_cancelled())) {
-            Some(Ok(Ok(response))) => response,
-            Some(Ok(Err(e))) => return Err(e),
-            Some(Err(join)) => {
-                return Err(match join.try_into_panic() {
-                    Ok(payload) => format!("service panicked: {}", panic_message(&*payload)).into(),
-                    Err(join) => format!("service task failed: {join}").into(),
-                });
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime::block_on(&handle, call, Some(&|| env.is_cancelled()))
+        }));
+        let response = match polled {
+            Ok(Some(Ok(response))) => response,
+            Ok(Some(Err(e))) => return Err(e),
+            Err(payload) => {
+                return Err(format!("service panicked: {}", panic_message(&*payload)).into());
             }
-            None => {
-                abort.abort();
+            Ok(None) => {
                 // A client-gone error: the gateway ends the request quietly.
                 return Err(io::Error::new(
                     io::ErrorKind::ConnectionAborted,
