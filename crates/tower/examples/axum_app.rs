@@ -6,6 +6,7 @@
 //! cargo run -p gatekit-tower --example axum_app -- --fastcgi 127.0.0.1:9000   # nginx: fastcgi_pass
 //! cargo run -p gatekit-tower --example axum_app -- --scgi unix:/tmp/app.sock  # nginx: scgi_pass
 //! GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET PATH_INFO=/users/7 target/debug/examples/axum_app
+//! spawn-fcgi -n -a 127.0.0.1 -p 9000 -- target/debug/examples/axum_app   # FastCGI on fd 0
 //! ```
 //!
 //! As a CGI program (in a `cgi-bin`, so `SCRIPT_NAME` is the script's path)
@@ -152,6 +153,13 @@ fn serve(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             let server = gatekit_scgi::make_server(addr, app)?;
             server.shutdown_handle().on_signals()?;
             eprintln!("axum_app: SCGI on {addr}");
+            server.serve_forever()?;
+        }
+        [] if gatekit_server::listen::fd0_is_listener() => {
+            // Started by spawn-fcgi or mod_fcgid: the listening socket is fd 0.
+            let server =
+                gatekit_fastcgi::Server::from_fd0(app, gatekit_fastcgi::ServerConfig::default())?;
+            server.shutdown_handle().on_signals()?;
             server.serve_forever()?;
         }
         [] | ["--http", _] => {
