@@ -1,6 +1,6 @@
 //! Helpers over environs: wsgiref's `util` module.
 
-use crate::Environ;
+use crate::{Environ, Status};
 
 /// `https` if the `HTTPS` variable is `on`, `yes` or `1`, else `http` (`guess_scheme`).
 #[must_use]
@@ -209,6 +209,23 @@ pub fn setup_testing_defaults(environ: &mut Environ) {
     let scheme = guess_scheme(environ);
     environ.url_scheme = scheme.into();
     environ.set_default("SERVER_PORT", if scheme == "https" { "443" } else { "80" });
+}
+
+/// A short plain-text CGI-style response for status `code` (an unknown code
+/// becomes 400): `Status:` line, `Content-Type: text/plain`,
+/// `Content-Length`, and the reason phrase as the body. For a front-end
+/// behind a web server (FastCGI, SCGI) that must answer a request it
+/// refused before any app ran.
+#[must_use]
+pub fn cgi_error_response(code: u16) -> Vec<u8> {
+    let status = Status::from_code(code).unwrap_or(Status::BAD_REQUEST);
+    let body = format!("{}\n", status.reason());
+    format!(
+        "Status: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        status.as_str(),
+        body.len()
+    )
+    .into_bytes()
 }
 
 #[cfg(test)]

@@ -51,12 +51,12 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use gatekit_core::{App, Config, Environ, Gateway, Status, Transport};
+use gatekit_core::{App, Config, Environ, Gateway, Transport};
 use gatekit_server::Endpoint;
 use gatekit_server::engine::{Conn, EngineConfig, Next, Protocol, Shutdown};
 use gatekit_server::listen::{self, Addr, ListenOptions, Listener, Peer};
 use gatekit_server::offload::Offload;
-use gatekit_server::spool::{Spool, SpoolConfig, SpoolError, SpooledBody};
+use gatekit_server::spool::{Spool, SpoolConfig, SpooledBody};
 
 use crate::proto::{
     self, BeginRequest, EndRequest, HEADER_LEN, Header, MAX_CONTENT_LEN, NULL_REQUEST_ID, Params,
@@ -527,7 +527,7 @@ impl<A: App + 'static> FastCgi<A> {
                 }
                 match request.stdin.as_mut().map(|s| s.write(record.content)) {
                     Some(Ok(())) => Step::Nothing,
-                    Some(Err(e)) => Step::Refuse(spool_status(&e), keep),
+                    Some(Err(e)) => Step::Refuse(e.status(), keep),
                     None => Step::Close,
                 }
             }
@@ -541,7 +541,7 @@ impl<A: App + 'static> FastCgi<A> {
                 }
                 match data.write(record.content) {
                     Ok(()) => Step::Nothing,
-                    Err(e) => Step::Refuse(spool_status(&e), keep),
+                    Err(e) => Step::Refuse(e.status(), keep),
                 }
             }
             // Types only an application sends, or unknown ones, on a request
@@ -592,7 +592,7 @@ impl<A: App + 'static> FastCgi<A> {
         };
         let spool = if request.role == Role::Authorizer {
             // §6.3: an Authorizer gets no body; it runs on PARAMS alone.
-            Spool::new(Some(0), &self.spool).map_err(|e| spool_status(&e))
+            Spool::new(Some(0), &self.spool).map_err(|e| e.status())
         } else {
             self.new_spool(params.get(b"CONTENT_LENGTH"))
         };
@@ -614,7 +614,7 @@ impl<A: App + 'static> FastCgi<A> {
             None | Some(b"") => None,
             Some(v) => Some(gatekit_core::util::parse_content_length(v).ok_or(400_u16)?),
         };
-        Spool::new(expected, &self.spool).map_err(|e| spool_status(&e))
+        Spool::new(expected, &self.spool).map_err(|e| e.status())
     }
 
     /// Runs the app for a complete request; true if the connection may go on.
@@ -632,12 +632,12 @@ impl<A: App + 'static> FastCgi<A> {
         };
         let body = match stdin.map(Spool::finish) {
             Some(Ok(body)) => body,
-            Some(Err(e)) => return Self::refuse(conn, id, spool_status(&e)).is_ok(),
+            Some(Err(e)) => return Self::refuse(conn, id, e.status()).is_ok(),
             None => return false,
         };
         let data = match data.map(Spool::finish) {
             Some(Ok(data)) => Some(data),
-            Some(Err(e)) => return Self::refuse(conn, id, spool_status(&e)).is_ok(),
+            Some(Err(e)) => return Self::refuse(conn, id, e.status()).is_ok(),
             None => None,
         };
         let mut vars = params.to_vec();
@@ -687,14 +687,9 @@ impl<A: App + 'static> FastCgi<A> {
 
     /// Ends request `id` with a short error response of `status`.
     fn refuse(conn: &mut Conn, id: u16, status: u16) -> io::Result<()> {
-        let status = Status::from_code(status).unwrap_or(Status::BAD_REQUEST);
-        let body = format!("{}\n", status.reason());
-        let response = format!(
-            "Status: {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
+        let response = gatekit_core::util::cgi_error_response(status);
         let mut out = Vec::with_capacity(response.len() + 4 * HEADER_LEN);
-        proto::encode_stream_data(RecordType::Stdout, id, response.as_bytes(), &mut out);
+        proto::encode_stream_data(RecordType::Stdout, id, &response, &mut out);
         proto::encode_stream_end(RecordType::Stdout, id, &mut out);
         proto::encode_end_request(id, EndRequest::complete(0), &mut out);
         conn.write(&out)?;
@@ -715,19 +710,6 @@ fn aborts(mut peeked: &[u8], tag: u64) -> bool {
         }
     }
     false
-}
-
-/// The status that answers a spooling failure.
-fn spool_status(e: &SpoolError) -> u16 {
-    if e.is_too_large() {
-        413
-    } else if e.is_disk_full() {
-        503
-    } else if matches!(e, SpoolError::Io(_)) {
-        500
-    } else {
-        400
-    }
 }
 
 /// The gateway's view of one FastCGI request.

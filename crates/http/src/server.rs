@@ -278,21 +278,12 @@ impl<A: App + 'static> Http<A> {
     /// Moves body bytes from the connection into the spool; `Ok(true)` once
     /// the body is complete, `Err(status)` when it must be refused.
     fn feed(pending: &mut Pending, conn: &mut Conn) -> Result<bool, u16> {
-        let spool_error = |e: gatekit_server::spool::SpoolError| -> u16 {
-            if e.is_too_large() {
-                413
-            } else if e.is_disk_full() {
-                503
-            } else {
-                400
-            }
-        };
         if let Some(decoder) = &mut pending.chunked {
             loop {
                 let (consumed, done) =
                     match decoder.decode(conn.input()).map_err(proto::Error::status)? {
                         Decoded::Data { consumed, data } => {
-                            pending.spool.write(data).map_err(spool_error)?;
+                            pending.spool.write(data).map_err(|e| e.status())?;
                             (consumed, false)
                         }
                         Decoded::NeedMore { consumed } => {
@@ -312,7 +303,7 @@ impl<A: App + 'static> Http<A> {
         pending
             .spool
             .write(conn.input().get(..take).unwrap_or_default())
-            .map_err(spool_error)?;
+            .map_err(|e| e.status())?;
         conn.consume(take);
         pending.remaining -= take as u64;
         Ok(pending.remaining == 0)

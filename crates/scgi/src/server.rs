@@ -23,11 +23,11 @@ use std::fs::File;
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
-use gatekit_core::{App, Config, Environ, Gateway, Status, Transport};
+use gatekit_core::{App, Config, Environ, Gateway, Transport};
 use gatekit_server::Endpoint;
 use gatekit_server::engine::{Conn, EngineConfig, Next, Protocol, Shutdown};
 use gatekit_server::listen::{self, Addr, ListenOptions, Listener, Peer};
-use gatekit_server::spool::{Spool, SpoolConfig, SpoolError, SpooledBody};
+use gatekit_server::spool::{Spool, SpoolConfig, SpooledBody};
 
 use crate::allow::{IpNet, is_allowed};
 use crate::proto::{self, Limits, Request};
@@ -264,7 +264,7 @@ impl<A: App + 'static> Protocol for Scgi<A> {
                     conn.consume(used);
                     let spool = match Spool::new(Some(content_length), &self.spool) {
                         Ok(spool) => spool,
-                        Err(e) => return refuse(session, conn, spool_error_status(&e), e),
+                        Err(e) => return refuse(session, conn, e.status(), e),
                     };
                     *session = Session::Body(Box::new(Pending {
                         vars,
@@ -278,7 +278,7 @@ impl<A: App + 'static> Protocol for Scgi<A> {
                         usize::try_from(pending.remaining).map_or(available, |r| r.min(available));
                     let data = conn.input().get(..take).unwrap_or_default();
                     if let Err(e) = pending.spool.write(data) {
-                        return refuse(session, conn, spool_error_status(&e), e);
+                        return refuse(session, conn, e.status(), e);
                     }
                     conn.consume(take);
                     pending.remaining -= take as u64;
@@ -294,7 +294,7 @@ impl<A: App + 'static> Protocol for Scgi<A> {
                     let Pending { vars, spool, .. } = *pending;
                     match spool.finish() {
                         Ok(body) => self.run(conn, vars, body),
-                        Err(e) => return refuse(session, conn, spool_error_status(&e), e),
+                        Err(e) => return refuse(session, conn, e.status(), e),
                     }
                     // SCGI §2: one request, then the server closes; when
                     // nothing followed the body, at once.
@@ -356,30 +356,11 @@ fn head_error_status(e: proto::Error) -> u16 {
     }
 }
 
-/// The answer to a body that could not be spooled (see [`SpoolError`]).
-fn spool_error_status(e: &SpoolError) -> u16 {
-    if e.is_too_large() {
-        413
-    } else if e.is_disk_full() {
-        503
-    } else if matches!(e, SpoolError::Io(_)) {
-        500
-    } else {
-        400
-    }
-}
-
 /// A short plain-text CGI-style error response; the connection closes next.
 fn write_error(conn: &mut Conn, status: u16) {
-    let status = Status::from_code(status).unwrap_or(Status::BAD_REQUEST);
-    let body = format!("{}\n", status.reason());
-    let response = format!(
-        "Status: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-        status.as_str(),
-        body.len()
-    );
+    let response = gatekit_core::util::cgi_error_response(status);
     // The connection closes next either way; a failed write changes nothing.
-    let _ = conn.write(response.as_bytes()).and_then(|()| conn.flush());
+    let _ = conn.write(&response).and_then(|()| conn.flush());
 }
 
 /// The request's CGI variables: every SCGI header as sent, with

@@ -178,6 +178,23 @@ impl SpoolError {
         matches!(self, SpoolError::TooLarge { .. })
     }
 
+    /// The HTTP status that answers this failure, for every front-end:
+    /// 413 for a body over the limit, 503 for a full disk, 500 for another
+    /// I/O error of the spool, 400 for a body that does not match its
+    /// declared length.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        if self.is_too_large() {
+            413
+        } else if self.is_disk_full() {
+            503
+        } else if matches!(self, SpoolError::Io(_)) {
+            500
+        } else {
+            400
+        }
+    }
+
     /// The temporary file's filesystem is full or the disk quota is used up
     /// (`ENOSPC`, `EDQUOT`): the front-end answers 503 Service Unavailable
     /// (see [`SpoolError`] for why not 413).
