@@ -1,5 +1,8 @@
 //! Argument parsing and the subcommands. clap and anyhow live here only.
 
+mod bench;
+mod request;
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -27,6 +30,10 @@ struct Cli {
 enum Command {
     /// Serve a built-in app: as CGI or FastCGI when started as one, else over HTTP.
     Serve(ServeArgs),
+    /// Send one request to a FastCGI, SCGI or HTTP backend and print the response.
+    Request(request::RequestArgs),
+    /// Load a FastCGI, SCGI or HTTP backend for a bounded time; print requests/s and latencies.
+    Bench(bench::BenchArgs),
 }
 
 /// The built-in apps.
@@ -163,6 +170,8 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::Request(args) => request::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }
 

@@ -1,0 +1,1 @@
+//! Clients for FastCGI, SCGI and HTTP backends.

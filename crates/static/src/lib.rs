@@ -1,0 +1,1 @@
+//! Static files served as a gatekit [`App`](gatekit_core::App).
