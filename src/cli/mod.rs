@@ -1,6 +1,7 @@
 //! Argument parsing and the subcommands. clap and anyhow live here only.
 
 mod bench;
+mod owner;
 mod request;
 
 use std::ffi::OsString;
@@ -12,6 +13,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gatekit::cgi::{CgiOptions, Nph};
 use gatekit::core::AccessLog;
+use gatekit::server::allow::IpNet;
 use gatekit::server::engine::{EngineConfig, Shutdown};
 use gatekit::server::listen::{self, Addr, ListenOptions, Listener};
 use gatekit::server::spool::SpoolConfig;
@@ -89,6 +91,18 @@ struct ServeArgs {
     /// Permission bits for a unix:PATH socket, in octal (e.g. 660); default: what the umask gives.
     #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
     unix_mode: Option<u32>,
+    /// Owner of a unix:PATH socket: USER, USER:GROUP or :GROUP (names or numeric ids), so the web server's user can connect.
+    #[arg(long, value_name = "USER[:GROUP]")]
+    unix_owner: Option<String>,
+    /// TCP peers allowed to connect: addresses or networks (127.0.0.1, 10.0.0.0/8, ::1), comma-separated or repeated; others are closed at once. Default: any for HTTP, FCGI_WEB_SERVER_ADDRS (else any) for FastCGI, loopback for SCGI. Unix-socket peers are always allowed.
+    #[arg(long, value_name = "NETS", value_delimiter = ',')]
+    allow: Vec<IpNet>,
+    /// The Server header and SERVER_SOFTWARE (default: gatekit/VERSION).
+    #[arg(long, value_name = "NAME", value_parser = parse_server_software)]
+    server_software: Option<String>,
+    /// Append gatekit's own messages (and the app's errors when they go to the process) to PATH instead of stderr, once the sockets are bound.
+    #[arg(long, value_name = "PATH")]
+    error_log: Option<std::path::PathBuf>,
     /// Log each request in Common Log Format to PATH ('-' for stderr); off by default.
     #[arg(long, value_name = "PATH")]
     access_log: Option<std::path::PathBuf>,
@@ -175,6 +189,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+fn parse_server_software(s: &str) -> std::result::Result<String, String> {
+    if s.is_empty() || s.bytes().any(|b| b.is_ascii_control()) {
+        return Err("must be non-empty with no control characters".into());
+    }
+    Ok(s.to_owned())
+}
+
 fn parse_mode(s: &str) -> std::result::Result<u32, String> {
     u32::from_str_radix(s, 8)
         .ok()
@@ -193,6 +214,9 @@ enum Front {
 fn serve(args: &ServeArgs) -> Result<ExitCode> {
     let mut options = ListenOptions::default();
     options.unix_mode = args.unix_mode;
+    if let Some(owner) = &args.unix_owner {
+        (options.unix_uid, options.unix_gid) = owner::parse(owner)?;
+    }
     let bind = |addr: &str| -> Result<Vec<Listener>> {
         let parsed: Addr = addr.parse()?;
         Ok(vec![listen::bind(&parsed, &options)?])
@@ -242,6 +266,11 @@ fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result
     let spool = SpoolConfig::default()
         .with_max_body(args.max_body)
         .with_memory_threshold(args.spool_threshold);
+    let allow = (!args.allow.is_empty()).then(|| args.allow.clone());
+    if let Some(path) = &args.error_log {
+        gatekit::server::stdio::redirect_stderr(path)
+            .with_context(|| format!("cannot open the error log {}", path.display()))?;
+    }
     match front {
         Front::Cgi => {
             let mut options = CgiOptions::default();
@@ -256,6 +285,8 @@ fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result
         Front::Http(listeners) => {
             let mut config = gatekit::http::ServerConfig::default();
             config.gateway.access_log = access_log;
+            set_server_software(&mut config.gateway, args);
+            engine.allow = allow;
             config.engine = engine;
             config.spool = spool;
             let server = gatekit::http::Server::from_listeners(listeners, app, config);
@@ -267,6 +298,10 @@ fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result
         Front::Scgi(listeners) => {
             let mut config = gatekit::scgi::ServerConfig::default();
             config.gateway.access_log = access_log;
+            set_server_software(&mut config.gateway, args);
+            if let Some(allow) = allow {
+                config.allow = allow;
+            }
             config.engine = engine;
             config.spool = spool;
             let server = gatekit::scgi::Server::from_listeners(listeners, app, config);
@@ -279,6 +314,10 @@ fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result
             let mut config =
                 gatekit::fastcgi::ServerConfig::default().with_env_web_server_addrs()?;
             config.gateway.access_log = access_log;
+            set_server_software(&mut config.gateway, args);
+            if allow.is_some() {
+                config.web_server_addrs = allow;
+            }
             config.engine = engine;
             config.spool = spool;
             if args.stderr_to_process {
@@ -290,6 +329,12 @@ fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result
             server.serve_forever()?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn set_server_software(gateway: &mut gatekit::Config, args: &ServeArgs) {
+    if let Some(name) = &args.server_software {
+        gateway.server_software = Some(name.clone());
     }
 }
 

@@ -95,6 +95,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
+use gatekit_server::allow::{IpNet, is_allowed};
 use gatekit_server::listen::{self, Addr, ListenOptions, Peer, Stream};
 
 use crate::proto::{
@@ -143,7 +144,7 @@ pub struct Config {
     pub max_conns: Option<usize>,
     /// The web servers allowed to connect over TCP (FastCGI §3.2, `FCGI_WEB_SERVER_ADDRS`);
     /// `None` allows any (default). Unix-socket peers are always allowed, as in libfcgi.
-    pub web_server_addrs: Option<Vec<IpAddr>>,
+    pub web_server_addrs: Option<Vec<IpNet>>,
     /// How long a read from a web server may block (default `None`: forever, as libfcgi). It
     /// applies to idle kept connections too, which are closed when it expires.
     pub read_timeout: Option<Duration>,
@@ -446,10 +447,7 @@ impl Listener {
     fn allowed(&self, peer: &Peer) -> bool {
         match (&self.config.web_server_addrs, peer) {
             (None, _) | (Some(_), Peer::Unix) => true,
-            (Some(list), Peer::Tcp(addr)) => {
-                let ip = canonical(addr.ip());
-                list.iter().any(|&allowed| canonical(allowed) == ip)
-            }
+            (Some(list), Peer::Tcp(addr)) => is_allowed(list, addr.ip()),
         }
     }
 
@@ -548,14 +546,6 @@ fn listen_error(e: listen::Error) -> io::Error {
         .io_error()
         .map_or(io::ErrorKind::InvalidInput, io::Error::kind);
     io::Error::new(kind, e)
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it carries.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 @ IpAddr::V4(_) => v4,
-    }
 }
 
 /// Connects to `addr` once and hangs up, so that a thread in `accept(2)` returns.

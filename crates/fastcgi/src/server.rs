@@ -46,13 +46,13 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, Write};
-use std::net::IpAddr;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use gatekit_core::{App, Config, Environ, Gateway, Transport};
 use gatekit_server::Endpoint;
+use gatekit_server::allow::IpNet;
 use gatekit_server::engine::{Conn, EngineConfig, Next, Protocol, Shutdown};
 use gatekit_server::listen::{self, Addr, ListenOptions, Listener, Peer};
 use gatekit_server::offload::Offload;
@@ -89,9 +89,11 @@ pub struct ServerConfig {
     pub engine: EngineConfig,
     /// Listening socket options (backlog, Unix socket mode).
     pub listen: ListenOptions,
-    /// The web servers allowed to connect over TCP; `None` allows any
-    /// (default). See [`ServerConfig::with_env_web_server_addrs`].
-    pub web_server_addrs: Option<Vec<IpAddr>>,
+    /// The web servers allowed to connect over TCP (addresses or networks);
+    /// `None` allows any (default). See
+    /// [`ServerConfig::with_env_web_server_addrs`]. When set, it becomes the
+    /// engine's [`EngineConfig::allow`] as the server starts.
+    pub web_server_addrs: Option<Vec<IpNet>>,
     /// Where `wsgi.errors` goes (default: `FCGI_STDERR` records).
     pub errors_to: ErrorsTo,
     /// Let the web server send whole-file bodies itself (`X-Sendfile`,
@@ -147,17 +149,18 @@ impl ServerConfig {
 }
 
 /// Parses a `FCGI_WEB_SERVER_ADDRS` value: addresses separated by commas
-/// (spaces around them allowed).
+/// (spaces around them allowed). A network in CIDR form (`10.0.0.0/8`) is
+/// accepted too.
 ///
 /// # Errors
 /// [`Error::WebServerAddrs`] naming the first entry that is not an address.
-pub fn parse_web_server_addrs(value: &str) -> Result<Vec<IpAddr>, Error> {
+pub fn parse_web_server_addrs(value: &str) -> Result<Vec<IpNet>, Error> {
     value
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.parse::<IpAddr>()
+            s.parse::<IpNet>()
                 .map_err(|_| Error::WebServerAddrs(format!("{s:?} is not an IP address")))
         })
         .collect()
@@ -269,29 +272,17 @@ impl<A: App + 'static> Server<A> {
             gateway: Arc::new(self.config.gateway),
             max_params: self.config.max_params,
             spool: self.config.spool,
-            allow: self.config.web_server_addrs.map(|list| {
-                list.into_iter()
-                    .map(canonical)
-                    .collect::<Vec<_>>()
-                    .into_boxed_slice()
-            }),
             errors_to: self.config.errors_to,
             offload: self.config.offload,
             // One request per connection: as many requests as connections.
             max_reqs: max_conns.clone(),
             max_conns,
         };
-        self.endpoint
-            .serve(protocol, self.config.engine)
-            .map_err(Error::Io)
-    }
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it carries.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 @ IpAddr::V4(_) => v4,
+        let mut engine = self.config.engine;
+        if let Some(list) = self.config.web_server_addrs {
+            engine.allow = Some(list);
+        }
+        self.endpoint.serve(protocol, engine).map_err(Error::Io)
     }
 }
 
@@ -313,7 +304,6 @@ struct FastCgi<A> {
     gateway: Arc<Config>,
     max_params: usize,
     spool: SpoolConfig,
-    allow: Option<Box<[IpAddr]>>,
     errors_to: ErrorsTo,
     offload: Option<Offload>,
     max_conns: String,
@@ -322,7 +312,6 @@ struct FastCgi<A> {
 
 /// Per-connection state.
 struct Session {
-    allowed: bool,
     request: Option<Box<Request>>,
     /// `STDOUT` staging, kept between requests so it is allocated once.
     staging: Vec<u8>,
@@ -364,22 +353,16 @@ enum Step {
 impl<A: App + 'static> Protocol for FastCgi<A> {
     type Session = Session;
 
-    fn session(&self, peer: &Peer, _conn: &Conn) -> Session {
-        let allowed = match (&self.allow, peer) {
-            (None, _) | (Some(_), Peer::Unix) => true,
-            (Some(list), Peer::Tcp(addr)) => list.contains(&canonical(addr.ip())),
-        };
+    fn session(&self, _peer: &Peer, _conn: &Conn) -> Session {
+        // The allow-list is the engine's (`EngineConfig::allow`): a refused
+        // peer never gets a session.
         Session {
-            allowed,
             request: None,
             staging: Vec::new(),
         }
     }
 
     fn on_input(&self, session: &mut Session, conn: &mut Conn) -> Next {
-        if !session.allowed {
-            return Next::Close;
-        }
         loop {
             let (step, used) = match proto::decode_record(conn.input()) {
                 Ok(Some((record, used))) => (self.on_record(session, &record), used),
@@ -896,6 +879,7 @@ impl Write for StderrRecords {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatekit_server::allow::is_allowed;
 
     #[test]
     fn abort_probe_finds_an_abort_for_its_id_only() {
@@ -915,9 +899,7 @@ mod tests {
         let list = parse_web_server_addrs("127.0.0.1, ::1,10.0.0.2").unwrap();
         assert_eq!(list.len(), 3);
         assert!(parse_web_server_addrs("127.0.0.1,localhost").is_err());
-        assert_eq!(
-            canonical("::ffff:127.0.0.1".parse().unwrap()),
-            "127.0.0.1".parse::<IpAddr>().unwrap()
-        );
+        assert!(is_allowed(&list, "::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!is_allowed(&list, "10.0.0.3".parse().unwrap()));
     }
 }

@@ -60,7 +60,8 @@
 //! connection (SCGI serves one request per connection). Malformed heads get
 //! a `Status: 400` (431, 413 for the size limits) and a close, never a panic.
 
-pub mod allow;
+/// The allow-list of TCP peers (shared with the other front-ends).
+pub use gatekit_server::allow;
 pub mod proto;
 pub mod server;
 

@@ -29,8 +29,8 @@ use gatekit_server::engine::{Conn, EngineConfig, Next, Protocol, Shutdown};
 use gatekit_server::listen::{self, Addr, ListenOptions, Listener, Peer};
 use gatekit_server::spool::{Spool, SpoolConfig, SpooledBody};
 
-use crate::allow::{IpNet, is_allowed};
 use crate::proto::{self, Limits, Request};
+use gatekit_server::allow::IpNet;
 
 /// Everything the SCGI server can be told, with safe defaults.
 ///
@@ -61,7 +61,8 @@ pub struct ServerConfig {
     /// The TCP peers allowed to connect (flup's `allowedServers`); others
     /// are closed at once. Default: loopback ([`IpNet::loopback`]); use
     /// [`IpNet::any`] to allow every address. Unix-socket peers are always
-    /// allowed (the socket file's permissions decide).
+    /// allowed (the socket file's permissions decide). It becomes the
+    /// engine's [`EngineConfig::allow`] when the server starts.
     pub allow: Vec<IpNet>,
     /// Where the app is mounted in the site's URL space (flup's
     /// `scriptName`), e.g. `Some("".into())` for the site root or
@@ -181,12 +182,11 @@ impl<A: App + 'static> Server<A> {
             gateway: Arc::new(self.config.gateway),
             limits: self.config.limits,
             spool: self.config.spool,
-            allow: self.config.allow,
             script_name: self.config.script_name,
         };
-        self.endpoint
-            .serve(protocol, self.config.engine)
-            .map_err(Error::Io)
+        let mut engine = self.config.engine;
+        engine.allow = Some(self.config.allow);
+        self.endpoint.serve(protocol, engine).map_err(Error::Io)
     }
 }
 
@@ -196,14 +196,11 @@ struct Scgi<A> {
     gateway: Arc<Config>,
     limits: Limits,
     spool: SpoolConfig,
-    allow: Vec<IpNet>,
     script_name: Option<String>,
 }
 
 /// Per-connection state: one request, then the connection closes.
 enum Session {
-    /// The peer is not in the allow-list; the socket is already shut down.
-    Denied,
     /// Waiting for the netstring head.
     Head,
     /// The head is decoded; the body is arriving.
@@ -222,23 +219,16 @@ struct Pending {
 impl<A: App + 'static> Protocol for Scgi<A> {
     type Session = Session;
 
-    fn session(&self, peer: &Peer, conn: &Conn) -> Session {
-        match peer {
-            Peer::Tcp(addr) if !is_allowed(&self.allow, addr.ip()) => {
-                eprintln!("gatekit-scgi: connection from {addr} refused: not in the allow list");
-                // Both directions: the peer reads EOF now, and the engine
-                // sees the socket readable and closes it without a request.
-                let _ = conn.stream().shutdown(std::net::Shutdown::Both);
-                Session::Denied
-            }
-            Peer::Tcp(_) | Peer::Unix => Session::Head,
-        }
+    fn session(&self, _peer: &Peer, _conn: &Conn) -> Session {
+        // The allow-list is the engine's (`EngineConfig::allow`): a refused
+        // peer never gets a session.
+        Session::Head
     }
 
     fn on_input(&self, session: &mut Session, conn: &mut Conn) -> Next {
         loop {
             match session {
-                Session::Denied | Session::Done => return Next::Close,
+                Session::Done => return Next::Close,
                 Session::Head => {
                     if conn.input().is_empty() {
                         return if conn.is_eof() {

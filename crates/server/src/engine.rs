@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{Timespec, epoll};
 use rustix::io::Errno;
 
+use crate::allow::{IpNet, is_allowed};
 use crate::listen::{Listener, Peer, Stream, is_transient_accept_error};
 
 /// Tuning and limits of the engine, with safe defaults.
@@ -59,6 +60,10 @@ pub struct EngineConfig {
     pub max_pending_output: usize,
     /// On shutdown, how long in-flight requests may take to finish (default 30 s).
     pub shutdown_grace: Duration,
+    /// The TCP peers allowed to connect; others are closed at once, before
+    /// a byte is read. `None` (default) allows any; Unix-socket peers are
+    /// always allowed (the socket file's permissions decide). See [`crate::allow`].
+    pub allow: Option<Vec<IpNet>>,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +77,7 @@ impl Default for EngineConfig {
             write_timeout: Duration::from_secs(60),
             max_pending_output: 1 << 20,
             shutdown_grace: Duration::from_secs(30),
+            allow: None,
         }
     }
 }
@@ -768,6 +774,14 @@ fn pause<P: Protocol>(shared: &Shared<P>, d: Duration) {
 }
 
 fn register<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Peer) {
+    if let (Some(nets), Peer::Tcp(addr)) = (&shared.config.allow, &peer) {
+        if !is_allowed(nets, addr.ip()) {
+            eprintln!("gatekit: connection from {addr} refused: not in the allow list");
+            drop(stream);
+            lock(&shared.free).push(idx);
+            return;
+        }
+    }
     let conn = Conn::new(stream, peer, &shared.config, Arc::clone(&shared.watches));
     let session = shared.protocol.session(&peer, &conn);
     let Some(slot) = shared.slots.get(idx as usize) else {

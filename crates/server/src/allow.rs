@@ -1,12 +1,13 @@
-//! The peer allow-list: which TCP clients may talk SCGI to the server.
+//! The peer allow-list: which TCP clients may connect at all.
 //!
-//! SCGI has no authentication: whoever can connect can set every CGI
-//! variable (`REMOTE_ADDR`, `REMOTE_USER`, `HTTPS`, ...) the app trusts. So
-//! only the web server should be able to connect. As flup's
-//! `allowedServers`, the server checks each TCP peer's address against a
-//! list of networks and closes the connection at once when none matches.
-//! Unix-socket peers are always allowed: the socket file's permissions
-//! decide who connects.
+//! FastCGI and SCGI have no authentication: whoever can connect can set
+//! every CGI variable (`REMOTE_ADDR`, `REMOTE_USER`, `HTTPS`, ...) the app
+//! trusts. So only the web server should be able to connect. Like flup's
+//! `allowedServers` and FastCGI's `FCGI_WEB_SERVER_ADDRS`, the engine checks
+//! each TCP peer's address against a list of networks
+//! ([`EngineConfig::allow`](crate::engine::EngineConfig::allow)) and closes
+//! the connection at once when none matches. Unix-socket peers are always
+//! allowed: the socket file's permissions decide who connects.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -21,7 +22,7 @@ use std::str::FromStr;
 /// `[::]` listener.
 ///
 /// ```
-/// use gatekit_scgi::IpNet;
+/// use gatekit_server::allow::IpNet;
 ///
 /// let net: IpNet = "10.0.0.0/8".parse()?;
 /// assert!(net.contains("10.20.30.40".parse()?));
@@ -82,12 +83,18 @@ impl IpNet {
     }
 
     /// True if `ip` is in this network. An IPv4-mapped IPv6 address
-    /// (`::ffff:a.b.c.d`) is compared as the IPv4 address it carries.
+    /// (`::ffff:a.b.c.d`) is compared as the IPv4 address it carries, and
+    /// an IPv6 network (`::ffff:127.0.0.1`, `::/0`) matches IPv4 addresses
+    /// in their mapped form.
     #[must_use]
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             IpAddr::V4(_) => ip,
+        };
+        let ip = match (self.addr, ip) {
+            (IpAddr::V6(_), IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
+            _ => ip,
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
@@ -197,8 +204,9 @@ impl fmt::Display for ParseIpNetError {
 
 impl std::error::Error for ParseIpNetError {}
 
-/// True if a TCP peer at `ip` is in one of `nets`.
-pub(crate) fn is_allowed(nets: &[IpNet], ip: IpAddr) -> bool {
+/// Whether `ip` lies in one of `nets`.
+#[must_use]
+pub fn is_allowed(nets: &[IpNet], ip: IpAddr) -> bool {
     nets.iter().any(|net| net.contains(ip))
 }
 
@@ -277,6 +285,9 @@ mod tests {
         assert!(!is_allowed(&lo, ip("10.0.0.1")));
         assert!(!is_allowed(&lo, ip("::2")));
         assert!(!is_allowed(&[], ip("127.0.0.1")));
+        let mapped: IpNet = "::ffff:127.0.0.1".parse().unwrap();
+        assert!(mapped.contains(ip("127.0.0.1")));
+        assert!(!mapped.contains(ip("127.0.0.2")));
     }
 
     #[test]
