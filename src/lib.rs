@@ -44,6 +44,7 @@ pub use gatekit_fastcgi as fastcgi;
 pub use gatekit_http as http;
 pub use gatekit_scgi as scgi;
 pub use gatekit_server as server;
+pub use gatekit_static as static_files;
 #[cfg(feature = "tower")]
 pub use gatekit_tower as tower;
 

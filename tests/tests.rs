@@ -7,5 +7,6 @@ mod util;
 
 mod apache_cgi;
 mod cgi_process;
+mod cli_client;
 mod fastcgi_binary;
 mod http_server;

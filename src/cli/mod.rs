@@ -9,15 +9,18 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use gatekit::cgi::host::CgiHost;
 use gatekit::cgi::{CgiOptions, Nph};
 use gatekit::core::AccessLog;
 use gatekit::server::allow::IpNet;
 use gatekit::server::engine::{EngineConfig, Shutdown};
 use gatekit::server::listen::{self, Addr, ListenOptions, Listener};
 use gatekit::server::spool::SpoolConfig;
+use gatekit::static_files::StaticFiles;
 use gatekit::{App, Detected, demo_app, echo_app};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Run one web application under CGI, FastCGI, SCGI or its own HTTP server.
@@ -38,13 +41,53 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// The built-in apps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum AppName {
+/// The built-in apps, as named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AppSpec {
     /// "Hello world!" and the request environment, sorted (wsgiref's demo_app).
     Demo,
     /// The request body sent back as it came (for testing a gateway).
     Echo,
+    /// The files under a directory.
+    Static(PathBuf),
+    /// CGI scripts: one script, or a directory of them.
+    Cgi(PathBuf),
+}
+
+impl AppSpec {
+    fn parse(words: &[OsString]) -> Result<AppSpec> {
+        let name = words.first().map(|w| w.to_string_lossy());
+        let operand = words.get(1).map(PathBuf::from);
+        let spec = match (name.as_deref(), operand) {
+            (None | Some("demo"), None) => AppSpec::Demo,
+            (Some("echo"), None) => AppSpec::Echo,
+            (Some("static"), Some(dir)) => AppSpec::Static(dir),
+            (Some("cgi"), Some(path)) => AppSpec::Cgi(path),
+            (Some("static"), None) => bail!("usage: static DIR"),
+            (Some("cgi"), None) => bail!("usage: cgi PATH (a script or a directory of scripts)"),
+            _ => bail!(
+                "unknown app {:?}: expected demo, echo, static DIR or cgi PATH",
+                words
+                    .iter()
+                    .map(|w| w.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        };
+        if words.len() > 2 {
+            bail!("too many words for the app: expected demo, echo, static DIR or cgi PATH");
+        }
+        Ok(spec)
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            AppSpec::Demo => "demo".into(),
+            AppSpec::Echo => "echo".into(),
+            AppSpec::Static(dir) => format!("the files in {}", dir.display()),
+            AppSpec::Cgi(path) => format!("CGI scripts from {}", path.display()),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +122,12 @@ struct ServeArgs {
     /// Seconds a request may take to arrive, from its first byte (408 beyond).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout: u64,
+    /// Largest request head in bytes: the HTTP request line and headers, the SCGI netstring, the FastCGI params (431 beyond; default 64 KiB for HTTP and SCGI, 128 KiB for FastCGI).
+    #[arg(long, value_name = "BYTES")]
+    max_head: Option<usize>,
+    /// Seconds a client may take to accept more of a response before the connection is dropped.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    write_timeout: u64,
     /// Seconds a connection may stay idle between requests.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     idle_timeout: u64,
@@ -109,9 +158,12 @@ struct ServeArgs {
     /// FastCGI: send the app's wsgi.errors to this process's stderr instead of FCGI_STDERR records (the web server's error log).
     #[arg(long)]
     stderr_to_process: bool,
-    /// The app to serve.
-    #[arg(value_enum, default_value_t = AppName::Demo)]
-    app: AppName,
+    /// CGI hosting (cgi PATH): seconds a script may run before its process group is killed (504 if it sent no header yet).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    script_timeout: u64,
+    /// The app to serve: demo (default: "Hello world!" and the environment), echo (the body sent back), static DIR (files, with ranges and conditional requests), cgi PATH (a CGI script or a directory of them, like fcgiwrap).
+    #[arg(value_name = "APP", num_args = 0..=2)]
+    app: Vec<OsString>,
 }
 
 pub fn main() -> ExitCode {
@@ -212,6 +264,14 @@ enum Front {
 }
 
 fn serve(args: &ServeArgs) -> Result<ExitCode> {
+    let spec = match AppSpec::parse(&args.app) {
+        Ok(spec) => spec,
+        Err(e) => {
+            // A usage error: exit 2, as clap does for its own.
+            eprintln!("gatekit: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let mut options = ListenOptions::default();
     options.unix_mode = args.unix_mode;
     if let Some(owner) = &args.unix_owner {
@@ -241,13 +301,28 @@ fn serve(args: &ServeArgs) -> Result<ExitCode> {
             _ => Front::Http(bind("127.0.0.1:8000")?),
         }
     };
-    match args.app {
-        AppName::Demo => run_front(front, demo_app, args),
-        AppName::Echo => run_front(front, echo_app, args),
+    match &spec {
+        AppSpec::Demo => run_front(front, demo_app, &spec, args),
+        AppSpec::Echo => run_front(front, echo_app, &spec, args),
+        AppSpec::Static(dir) => {
+            let app = StaticFiles::new(dir).context("static")?;
+            run_front(front, app, &spec, args)
+        }
+        AppSpec::Cgi(path) => {
+            let app = CgiHost::new(path)
+                .with_context(|| format!("cannot host CGI scripts from {}", path.display()))?
+                .timeout(Duration::from_secs(args.script_timeout.max(1)));
+            run_front(front, app, &spec, args)
+        }
     }
 }
 
-fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result<ExitCode> {
+fn run_front<A: App + 'static>(
+    front: Front,
+    app: A,
+    spec: &AppSpec,
+    args: &ServeArgs,
+) -> Result<ExitCode> {
     let mut engine = EngineConfig::default();
     if let Some(n) = args.workers {
         engine.workers = n.max(1);
@@ -256,6 +331,7 @@ fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result
     engine.shutdown_grace = Duration::from_secs(args.shutdown_grace);
     engine.request_timeout = Duration::from_secs(args.timeout.max(1));
     engine.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    engine.write_timeout = Duration::from_secs(args.write_timeout.max(1));
     let access_log = match &args.access_log {
         None => None,
         Some(p) if p.as_os_str() == "-" => Some(Arc::new(AccessLog::stderr())),
@@ -286,11 +362,14 @@ fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result
             let mut config = gatekit::http::ServerConfig::default();
             config.gateway.access_log = access_log;
             set_server_software(&mut config.gateway, args);
+            if let Some(bytes) = args.max_head {
+                config.limits.max_head = bytes.max(1);
+            }
             engine.allow = allow;
             config.engine = engine;
             config.spool = spool;
             let server = gatekit::http::Server::from_listeners(listeners, app, config);
-            announce(&server.local_addrs(), "HTTP", args.app);
+            announce(&server.local_addrs(), "HTTP", spec);
             on_signals(&server.shutdown_handle())?;
             server.serve_forever()?;
             Ok(ExitCode::SUCCESS)
@@ -302,10 +381,13 @@ fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result
             if let Some(allow) = allow {
                 config.allow = allow;
             }
+            if let Some(bytes) = args.max_head {
+                config.limits.max_head = bytes.max(1);
+            }
             config.engine = engine;
             config.spool = spool;
             let server = gatekit::scgi::Server::from_listeners(listeners, app, config);
-            announce(&server.local_addrs(), "SCGI", args.app);
+            announce(&server.local_addrs(), "SCGI", spec);
             on_signals(&server.shutdown_handle())?;
             server.serve_forever()?;
             Ok(ExitCode::SUCCESS)
@@ -318,13 +400,16 @@ fn run_front<A: App + 'static>(front: Front, app: A, args: &ServeArgs) -> Result
             if allow.is_some() {
                 config.web_server_addrs = allow;
             }
+            if let Some(bytes) = args.max_head {
+                config.max_params = bytes.max(1);
+            }
             config.engine = engine;
             config.spool = spool;
             if args.stderr_to_process {
                 config.errors_to = gatekit::fastcgi::server::ErrorsTo::Process;
             }
             let server = gatekit::fastcgi::Server::from_listeners(listeners, app, config);
-            announce(&server.local_addrs(), "FastCGI", args.app);
+            announce(&server.local_addrs(), "FastCGI", spec);
             on_signals(&server.shutdown_handle())?;
             server.serve_forever()?;
             Ok(ExitCode::SUCCESS)
@@ -345,7 +430,7 @@ fn on_signals(shutdown: &Shutdown) -> Result<()> {
 }
 
 /// One line on stderr per listener: what is served where.
-fn announce(addrs: &[Addr], protocol: &str, app: AppName) {
+fn announce(addrs: &[Addr], protocol: &str, app: &AppSpec) {
     for local in addrs {
         let place = match (local, protocol) {
             (Addr::Ip(_), "HTTP") => format!("on http://{local}/"),
@@ -353,14 +438,7 @@ fn announce(addrs: &[Addr], protocol: &str, app: AppName) {
         };
         eprintln!(
             "gatekit: serving {} {place} (Ctrl-C to stop)",
-            app_name(app)
+            app.describe()
         );
-    }
-}
-
-fn app_name(app: AppName) -> &'static str {
-    match app {
-        AppName::Demo => "demo",
-        AppName::Echo => "echo",
     }
 }

@@ -10,6 +10,7 @@
 //! | `BaseCGIHandler(stdin, stdout, stderr, environ)` | [`run_with_streams`] |
 //! | `IISCGIHandler` | [`CgiOptions::iis_path_fix`] |
 //! | (no equivalent) NPH scripts, RFC 3875 §5 | [`CgiOptions::nph`] |
+//! | `CGIHTTPServer`, fcgiwrap, Go's `cgi.Handler`: hosting CGI scripts | [`host::CgiHost`] |
 //!
 //! ```no_run
 //! use gatekit_core::{Body, BoxError, Environ, StartResponse};
@@ -41,6 +42,7 @@ use std::process::ExitCode;
 
 use gatekit_core::{App, Config, Environ, Gateway, Outcome, StreamTransport, Transport};
 
+pub mod host;
 mod sys;
 
 /// How to run as CGI.

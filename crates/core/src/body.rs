@@ -214,6 +214,50 @@ impl FileWrapper {
         FileWrapper::from_file_with(file, Self::DEFAULT_BLOCK_SIZE)
     }
 
+    /// Wraps `len` bytes of a regular file starting at byte `offset`: the
+    /// body of a `206 Partial Content` answer, still sent with sendfile.
+    /// The file is positioned at `offset`, so the read fallback starts there.
+    ///
+    /// # Errors
+    /// The file's metadata cannot be read or it cannot be positioned, it is
+    /// not a regular file, or `offset + len` is past its end
+    /// ([`io::ErrorKind::InvalidInput`]).
+    ///
+    /// ```no_run
+    /// use gatekit_core::FileWrapper;
+    /// let file = std::fs::File::open("/etc/hostname")?;
+    /// let part = FileWrapper::from_file_range(file, 2, 3)?;
+    /// assert_eq!(part.remaining(), Some(3));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_file_range(mut file: File, offset: u64, len: u64) -> io::Result<FileWrapper> {
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a file range needs a regular file",
+            ));
+        }
+        if offset.checked_add(len).is_none_or(|end| end > meta.len()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "range of {len} bytes at {offset} is past the end of a {}-byte file",
+                    meta.len()
+                ),
+            ));
+        }
+        file.seek(io::SeekFrom::Start(offset))?;
+        Ok(FileWrapper {
+            source: Source::File {
+                file,
+                offset,
+                remaining: len,
+            },
+            block_size: Self::DEFAULT_BLOCK_SIZE,
+        })
+    }
+
     fn from_file_with(mut file: File, block_size: usize) -> FileWrapper {
         let known = file
             .metadata()
@@ -378,6 +422,36 @@ mod tests {
         w.advance(5).unwrap();
         assert_eq!(w.as_file().map(|(_, o, r)| (o, r)), Some((5, 3)));
         assert_eq!(w.map(Result::unwrap).collect::<Vec<_>>().concat(), b"fgh");
+    }
+
+    #[test]
+    fn file_wrapper_range() {
+        let w = FileWrapper::from_file_range(tempfile_with(b"0123456789"), 2, 5).unwrap();
+        assert_eq!(w.remaining(), Some(5));
+        assert_eq!(w.as_file().map(|(_, o, r)| (o, r)), Some((2, 5)));
+        assert_eq!(w.map(Result::unwrap).collect::<Vec<_>>().concat(), b"23456");
+
+        // After sendfile sent part of it, the reads continue inside the range.
+        let mut w = FileWrapper::from_file_range(tempfile_with(b"0123456789"), 1, 6).unwrap();
+        w.advance(2).unwrap();
+        assert_eq!(w.as_file().map(|(_, o, r)| (o, r)), Some((3, 4)));
+        let mut buf = [0; 3];
+        assert_eq!(w.read_block(&mut buf).unwrap(), 3);
+        assert_eq!(&buf, b"345");
+        assert_eq!(w.read_block(&mut buf).unwrap(), 1);
+        assert_eq!(&buf[..1], b"6");
+        assert_eq!(w.read_block(&mut buf).unwrap(), 0);
+        assert_eq!(w.remaining(), Some(0));
+
+        // The whole file, an empty range at the end, and ranges past the end.
+        let w = FileWrapper::from_file_range(tempfile_with(b"abc"), 0, 3).unwrap();
+        assert_eq!(w.remaining(), Some(3));
+        let w = FileWrapper::from_file_range(tempfile_with(b"abc"), 3, 0).unwrap();
+        assert_eq!(w.map(Result::unwrap).count(), 0);
+        for (offset, len) in [(0, 4), (3, 1), (u64::MAX, 2)] {
+            let err = FileWrapper::from_file_range(tempfile_with(b"abc"), offset, len).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{offset} {len}");
+        }
     }
 
     fn tempfile_with(data: &[u8]) -> File {

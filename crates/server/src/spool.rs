@@ -195,8 +195,9 @@ impl SpoolError {
         }
     }
 
-    /// The temporary file's filesystem is full or the disk quota is used up
-    /// (`ENOSPC`, `EDQUOT`): the front-end answers 503 Service Unavailable
+    /// The temporary file's filesystem is full, the disk quota is used up,
+    /// or the file reached the largest size this process may write
+    /// (`ENOSPC`, `EDQUOT`, `EFBIG` from RLIMIT_FSIZE): the front-end answers 503 Service Unavailable
     /// (see [`SpoolError`] for why not 413).
     #[must_use]
     pub fn is_disk_full(&self) -> bool {
@@ -204,6 +205,7 @@ impl SpoolError {
             SpoolError::Io(e) => e.raw_os_error().is_some_and(|code| {
                 code == rustix::io::Errno::NOSPC.raw_os_error()
                     || code == rustix::io::Errno::DQUOT.raw_os_error()
+                    || code == rustix::io::Errno::FBIG.raw_os_error()
             }),
             _ => false,
         }
