@@ -7,6 +7,7 @@ mod util;
 
 mod apache_cgi;
 mod cgi_process;
+mod cli_apps;
 mod cli_client;
 mod fastcgi_binary;
 mod http_server;

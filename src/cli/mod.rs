@@ -167,14 +167,21 @@ struct ServeArgs {
 }
 
 pub fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().collect();
-    // Started by a web server as a CGI program (e.g. copied into cgi-bin as
-    // demo.cgi): serve the demo app. Arguments are ignored when they are the
-    // server's "isindex" split of a query string without '=' (RFC 3875 §4.4).
-    if gatekit::detect().is_some()
-        && (args.len() <= 1 || is_isindex_argv(args.get(1..).unwrap_or_default()))
-    {
-        return gatekit::cgi::serve(&demo_app).exit_code();
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    match gatekit::detect() {
+        // Started by a web server as a CGI program (e.g. copied into cgi-bin
+        // as demo.cgi): serve the demo app. Arguments are ignored when they
+        // are the server's "isindex" split of a query string without '='
+        // (RFC 3875 §4.4).
+        Some(Detected::Cgi)
+            if args.len() <= 1 || is_isindex_argv(args.get(1..).unwrap_or_default()) =>
+        {
+            return gatekit::cgi::serve(&demo_app).exit_code();
+        }
+        // Started bare with a listening socket (mod_fcgid running demo.fcgi,
+        // spawn-fcgi, systemd): `gatekit serve`, which finds the socket.
+        Some(_) if args.len() <= 1 => args.push("serve".into()),
+        _ => {}
     }
     let cli = Cli::parse_from(args);
     match run(cli) {

@@ -58,7 +58,7 @@
 //! | a backslash in the path | `404` | a separator elsewhere (`..\`); never needed on Unix |
 //! | a NUL byte (`%00`) | `400` | malformed: no file name holds one |
 //! | a path not starting with `/` (`OPTIONS *`) | `404` | not a path under the root |
-//! | a symlink whose target lies outside the root, or a path through a directory symlink that leaves it | `403` | as nginx's `disable_symlinks`; symlinks that stay inside the root are followed |
+//! | a path whose real location (every symlink resolved) lies outside the root | `403` | like nginx's `disable_symlinks`; symlinks that resolve inside the root are followed, even through a directory symlink that leaves the root and comes back |
 //! | a FIFO, socket or device file | `404` | only regular files are served |
 //!
 //! Containment is checked on the canonical path (every symlink resolved)
