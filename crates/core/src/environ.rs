@@ -7,11 +7,13 @@
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::vars::Vars;
 
 /// The request environment handed to an [`App`](crate::App).
 ///
@@ -25,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// | `wsgi.version` | [`VERSION`](Environ::VERSION) |
 /// | `wsgi.file_wrapper` | [`file_wrapper`](Environ::file_wrapper): whether [`FileWrapper`](crate::FileWrapper) bodies get the fast path |
 pub struct Environ {
-    vars: BTreeMap<Vec<u8>, Vec<u8>>,
+    vars: Vars,
     /// `wsgi.input`: the request body, ending at `CONTENT_LENGTH`.
     pub input: Input,
     /// `wsgi.errors`: text written here reaches the web server's error log
@@ -54,7 +56,7 @@ impl Environ {
     #[must_use]
     pub fn new() -> Environ {
         Environ {
-            vars: BTreeMap::new(),
+            vars: Vars::new(),
             input: Input::empty(),
             errors: Errors::sink(),
             url_scheme: Cow::Borrowed("http"),
@@ -79,7 +81,7 @@ impl Environ {
     /// A variable as the exact bytes the web server sent.
     #[must_use]
     pub fn get_bytes(&self, name: impl AsRef<[u8]>) -> Option<&[u8]> {
-        self.vars.get(name.as_ref()).map(Vec::as_slice)
+        self.vars.get(name.as_ref())
     }
 
     /// A variable as text, invalid UTF-8 replaced by U+FFFD.
@@ -91,17 +93,36 @@ impl Environ {
     /// True when the variable is present (even if empty).
     #[must_use]
     pub fn contains(&self, name: impl AsRef<[u8]>) -> bool {
-        self.vars.contains_key(name.as_ref())
+        self.vars.contains(name.as_ref())
     }
 
     /// Sets a variable, replacing any earlier value.
     pub fn set(&mut self, name: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.vars.insert(name.into(), value.into());
+        self.vars.set(&name.into(), &value.into());
+    }
+
+    /// Sets a variable from borrowed bytes, replacing any earlier value: like
+    /// [`set`](Environ::set), without making owned copies first.
+    pub fn set_bytes(&mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.vars.set(name.as_ref(), value.as_ref());
+    }
+
+    /// Sets a variable to the bytes `fill` appends to the [`ValueBuf`] it is
+    /// given, replacing any earlier value. For values built in place, such
+    /// as a decoded path or merged header fields, with no buffer of their own.
+    pub fn set_with(&mut self, name: impl AsRef<[u8]>, fill: impl FnOnce(&mut ValueBuf<'_>)) {
+        self.vars
+            .set_with(name.as_ref(), |buf| fill(&mut ValueBuf { buf }));
     }
 
     /// Sets a variable only when it is absent (`environ.setdefault`).
     pub fn set_default(&mut self, name: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.vars.entry(name.into()).or_insert_with(|| value.into());
+        self.vars.set_default(&name.into(), &value.into());
+    }
+
+    /// [`set_default`](Environ::set_default) from borrowed bytes.
+    pub(crate) fn set_default_bytes(&mut self, name: &[u8], value: &[u8]) {
+        self.vars.set_default(name, value);
     }
 
     /// Removes a variable, returning its value.
@@ -111,7 +132,7 @@ impl Environ {
 
     /// The variables sorted by name, as bytes.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.vars.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
+        self.vars.iter()
     }
 
     /// The number of variables.
@@ -123,7 +144,7 @@ impl Environ {
     /// True when there are no variables.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.vars.is_empty()
+        self.vars.len() == 0
     }
 
     /// True when the front-end has learnt that the request was abandoned: a
@@ -167,7 +188,7 @@ impl Default for Environ {
 impl fmt::Debug for Environ {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut m = f.debug_map();
-        for (k, v) in &self.vars {
+        for (k, v) in self.vars.iter() {
             m.entry(&String::from_utf8_lossy(k), &String::from_utf8_lossy(v));
         }
         m.entry(&"wsgi.url_scheme", &self.url_scheme)
@@ -191,6 +212,35 @@ impl<K: Into<Vec<u8>>, V: Into<Vec<u8>>> Extend<(K, V)> for Environ {
         for (k, v) in iter {
             self.set(k, v);
         }
+    }
+}
+
+/// Where [`Environ::set_with`] builds a variable's value: bytes can only be
+/// appended to it.
+pub struct ValueBuf<'a> {
+    buf: &'a mut Vec<u8>,
+}
+
+impl ValueBuf<'_> {
+    /// Appends one byte.
+    pub fn push(&mut self, byte: u8) {
+        self.buf.push(byte);
+    }
+
+    /// Appends bytes.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Makes room for at least `additional` more bytes.
+    pub fn reserve(&mut self, additional: usize) {
+        self.buf.reserve(additional);
+    }
+}
+
+impl fmt::Debug for ValueBuf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ValueBuf")
     }
 }
 
@@ -369,6 +419,23 @@ mod tests {
         assert_eq!(e.get_bytes("PATH_INFO"), Some(&b"/\xff"[..]));
         assert_eq!(e.get("PATH_INFO"), None);
         assert_eq!(e.get_lossy("PATH_INFO").unwrap(), "/\u{fffd}");
+    }
+
+    #[test]
+    fn set_bytes_and_set_with_replace() {
+        let mut e = Environ::new();
+        e.set("A", "old");
+        e.set_bytes("A", b"new");
+        e.set_with("B", |v| {
+            v.extend_from_slice(b"x, ");
+            v.push(b'y');
+        });
+        e.set_with("A", |v| v.extend_from_slice(b"newest"));
+        let all: Vec<_> = e.iter().collect();
+        assert_eq!(
+            all,
+            [(&b"A"[..], &b"newest"[..]), (&b"B"[..], &b"x, y"[..])]
+        );
     }
 
     #[test]

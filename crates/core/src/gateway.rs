@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::access_log::AccessLog;
 use crate::app::{BoxError, ResponseSink, StartError, StartResponse};
 use crate::body::{Body, FileWrapper};
-use crate::date::{Clock, format_date_time};
+use crate::date::{Clock, push_date};
 use crate::environ::{Environ, Errors, Input};
 use crate::headers::{Headers, push_latin1};
 use crate::status::Status;
@@ -238,6 +238,11 @@ fn chunk_size_line(mut len: usize, buf: &mut [u8; 18]) -> usize {
     n + 2
 }
 
+thread_local! {
+    /// Each thread's buffer for formatting response heads (see `send_headers`).
+    static HEAD_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The request lifecycle over a [`Transport`]: wsgiref's `BaseHandler`.
 ///
 /// One `Gateway` serves one request. After a normal run its state is cleared
@@ -408,7 +413,9 @@ impl<T: Transport> Gateway<T> {
     /// transport's CGI variables, then the `wsgi.*` keys.
     pub fn setup_environ(&mut self) {
         let mut env = Environ::new();
-        env.extend(self.config.os_environ.iter().cloned());
+        for (name, value) in &self.config.os_environ {
+            env.set_bytes(name, value);
+        }
         self.transport.add_cgi_vars(&mut env);
         let declared = match env.get_bytes("CONTENT_LENGTH") {
             None | Some(b"") => Ok(0),
@@ -427,7 +434,7 @@ impl<T: Transport> Gateway<T> {
         env.file_wrapper = self.config.file_wrapper;
         if self.config.origin_server {
             if let Some(sw) = &self.config.server_software {
-                env.set_default("SERVER_SOFTWARE", sw.as_bytes());
+                env.set_default_bytes(b"SERVER_SOFTWARE", sw.as_bytes());
             }
         }
         let protocol = env.get_bytes("SERVER_PROTOCOL").unwrap_or(b"HTTP/1.0");
@@ -621,7 +628,8 @@ impl<T: Transport> Gateway<T> {
         };
         if self.content_length.is_none() && !forbids_body {
             if let Some(n) = self.one_block {
-                headers.push_unchecked("Content-Length", &n.to_string());
+                let mut digits = [0u8; 20];
+                headers.push_unchecked("Content-Length", util::format_u64(n, &mut digits));
                 self.content_length = Some(n);
             } else if self.config.origin_server
                 && self.config.chunked_responses
@@ -643,7 +651,25 @@ impl<T: Transport> Gateway<T> {
             // HTTP/0.9: no head at all.
             return Ok(());
         }
-        let mut head = Vec::with_capacity(256);
+        let mut head = HEAD_BUF
+            .try_with(|b| std::mem::take(&mut *b.borrow_mut()))
+            .unwrap_or_default();
+        head.clear();
+        self.format_head(&mut head);
+        let result = self.transport.write(&head);
+        if head.capacity() <= 4096 {
+            // Kept for this thread's next response head.
+            let _ = HEAD_BUF.try_with(|b| {
+                if let Ok(mut b) = b.try_borrow_mut() {
+                    *b = head;
+                }
+            });
+        }
+        result.map_err(|e| self.io_failure(e))
+    }
+
+    /// The status line or `Status:` header, the headers and the blank line.
+    fn format_head(&mut self, head: &mut Vec<u8>) {
         let status = self
             .status
             .as_ref()
@@ -654,27 +680,27 @@ impl<T: Transport> Gateway<T> {
             head.extend_from_slice(b"HTTP/");
             head.extend_from_slice(self.config.http_version.as_str().as_bytes());
             head.push(b' ');
-            push_latin1(&mut head, status);
+            push_latin1(head, status);
             head.extend_from_slice(b"\r\n");
             if !has("Date") {
                 head.extend_from_slice(b"Date: ");
-                head.extend_from_slice(format_date_time(self.config.clock.now()).as_bytes());
+                push_date(head, self.config.clock.now());
                 head.extend_from_slice(b"\r\n");
             }
             if let Some(sw) = &self.config.server_software {
                 if !has("Server") {
                     head.extend_from_slice(b"Server: ");
-                    push_latin1(&mut head, sw);
+                    push_latin1(head, sw);
                     head.extend_from_slice(b"\r\n");
                 }
             }
         } else {
             head.extend_from_slice(b"Status: ");
-            push_latin1(&mut head, status);
+            push_latin1(head, status);
             head.extend_from_slice(b"\r\n");
         }
         if let Some(h) = headers {
-            h.write_lines(&mut head);
+            h.write_lines(head);
         }
         if let (true, Some(wanted)) = (self.config.origin_server, self.keep_alive) {
             // The connection can carry another request only if this
@@ -688,7 +714,6 @@ impl<T: Transport> Gateway<T> {
             self.keep_alive = Some(persist);
         }
         head.extend_from_slice(b"\r\n");
-        self.transport.write(&head).map_err(|e| self.io_failure(e))
     }
 
     /// Makes sure headers and body were both sent (`finish_content`): a

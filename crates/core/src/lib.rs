@@ -68,6 +68,7 @@ mod gateway;
 mod headers;
 mod status;
 mod transport;
+mod vars;
 
 pub mod util;
 pub mod validate;
@@ -80,7 +81,7 @@ pub use app::{App, BoxError, ResponseSink, StartError, StartResponse, Writer};
 pub use body::{BlockStream, Body, Chunk, FileWrapper, IntoChunk};
 pub use date::{Clock, format_date_time};
 pub use demo::{demo_app, echo_app};
-pub use environ::{Environ, Errors, Input};
+pub use environ::{Environ, Errors, Input, ValueBuf};
 pub use gateway::{Config, Gateway, HttpVersion, Outcome, is_client_gone};
 pub use headers::{HeaderError, Headers, IntoHeaders, check_name, check_value, latin1_to_string};
 pub use status::{IntoStatus, Status, StatusError};

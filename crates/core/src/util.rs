@@ -50,6 +50,29 @@ pub fn parse_content_length(v: &[u8]) -> Option<u64> {
     })
 }
 
+/// Writes `n` in decimal into `buf` and returns the digits, with no
+/// allocation (for `Content-Length` values and port numbers).
+///
+/// ```
+/// let mut buf = [0u8; 20];
+/// assert_eq!(gatekit_core::util::format_u64(1234, &mut buf), "1234");
+/// assert_eq!(gatekit_core::util::format_u64(u64::MAX, &mut buf), "18446744073709551615");
+/// ```
+pub fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(d) = buf.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(buf.get(i..).unwrap_or_default()).unwrap_or_default()
+}
+
 /// Percent-encodes bytes as `urllib.parse.quote` does: letters, digits,
 /// `_.-~` and the bytes in `safe` stay, all else becomes `%XX` (upper case).
 fn quote(bytes: &[u8], safe: &[u8], out: &mut String) {

@@ -33,6 +33,9 @@
 
 use std::fmt;
 
+use gatekit_core::Environ;
+use gatekit_core::util::format_u64;
+
 /// Default for [`Limits::max_head`]: 64 KiB for the request-line plus all
 /// header fields (nginx's `large_client_header_buffers` allows 4 × 8 KiB,
 /// Apache's `LimitRequestFieldSize` × `LimitRequestFields` far more).
@@ -469,8 +472,16 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
         return Ok(None);
     };
     let head = window.get(scan.start..scan.end).unwrap_or_default();
-    let mut slots = vec![httparse::EMPTY_HEADER; scan.fields];
-    let mut req = httparse::Request::new(&mut slots);
+    // Most heads have a few fields: their slots live on the stack.
+    let mut on_stack = [httparse::EMPTY_HEADER; 32];
+    let mut on_heap = Vec::new();
+    let slots = if scan.fields <= on_stack.len() {
+        on_stack.get_mut(..scan.fields).unwrap_or_default()
+    } else {
+        on_heap.resize(scan.fields, httparse::EMPTY_HEADER);
+        on_heap.as_mut_slice()
+    };
+    let mut req = httparse::Request::new(slots);
     match parser_config().parse_request(&mut req, head) {
         Ok(httparse::Status::Complete(n)) if n == head.len() => {}
         // The line scan and httparse disagree on where the head ends; that
@@ -1350,21 +1361,26 @@ const NOT_HTTP_VARS: [&[u8]; 5] = [
 #[must_use]
 pub fn percent_decode(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
+    percent_decode_each(input, |b| out.push(b));
+    out
+}
+
+/// [`percent_decode`], handing each byte of the result to `emit`.
+fn percent_decode_each(input: &[u8], mut emit: impl FnMut(u8)) {
     let mut i = 0;
     while let Some(&b) = input.get(i) {
         if b == b'%' {
             let high = input.get(i + 1).copied().and_then(hex_value);
             let low = input.get(i + 2).copied().and_then(hex_value);
             if let (Some(high), Some(low)) = (high, low) {
-                out.push((high << 4) | low);
+                emit((high << 4) | low);
                 i += 3;
                 continue;
             }
         }
-        out.push(b);
+        emit(b);
         i += 1;
     }
-    out
 }
 
 /// The CGI meta-variables a request head determines (RFC 3875 §4.1, PEP 3333
@@ -1469,6 +1485,81 @@ pub fn cgi_vars(head: &RequestHead) -> Vec<(Vec<u8>, Vec<u8>)> {
         }
     }
     vars
+}
+
+/// Sets the variables [`cgi_vars`] lists straight into `environ`, without
+/// an owned copy of each name and value: what the server does per request.
+/// The same variables and values as [`cgi_vars`].
+pub fn cgi_vars_into(head: &RequestHead, environ: &mut Environ) {
+    let protocol: &[u8] = if head.version() >= 1 {
+        b"HTTP/1.1"
+    } else {
+        b"HTTP/1.0"
+    };
+    environ.set_bytes("REQUEST_METHOD", head.method());
+    environ.set_bytes("SERVER_PROTOCOL", protocol);
+    environ.set_with("PATH_INFO", |out| {
+        out.reserve(head.path().len());
+        percent_decode_each(head.path(), |b| out.push(b));
+    });
+    environ.set_bytes("QUERY_STRING", head.query().unwrap_or_default());
+    environ.set_bytes("REQUEST_URI", head.target());
+    let fields = || head.headers().enumerate();
+    for (i, (name, value)) in fields() {
+        let http =
+            !(name.contains(&b'_') || NOT_HTTP_VARS.iter().any(|s| name.eq_ignore_ascii_case(s)));
+        if !http && !name.eq_ignore_ascii_case(b"content-type") {
+            continue;
+        }
+        // Repeated fields become one variable, set at the first of them.
+        if fields()
+            .take(i)
+            .any(|(_, (n, _))| n.eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        let mut key_buf = [0u8; 64];
+        let mut key_heap = Vec::new();
+        let key: &[u8] = if http {
+            let key = if 5 + name.len() <= key_buf.len() {
+                key_buf.get_mut(..5 + name.len()).unwrap_or_default()
+            } else {
+                key_heap.resize(5 + name.len(), 0);
+                key_heap.as_mut_slice()
+            };
+            for (k, &b) in key.iter_mut().zip(b"HTTP_".iter().chain(name)) {
+                *k = if b == b'-' {
+                    b'_'
+                } else {
+                    b.to_ascii_uppercase()
+                };
+            }
+            key
+        } else {
+            b"CONTENT_TYPE"
+        };
+        let separator: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
+            b"; "
+        } else {
+            b", "
+        };
+        environ.set_with(key, |out| {
+            out.extend_from_slice(value);
+            for (_, (n, v)) in fields().skip(i + 1) {
+                if n.eq_ignore_ascii_case(name) {
+                    out.extend_from_slice(separator);
+                    out.extend_from_slice(v);
+                }
+            }
+        });
+    }
+    if let Framing::Length(n) = head.framing() {
+        let mut digits = [0u8; 20];
+        environ.set_bytes("CONTENT_LENGTH", format_u64(n, &mut digits));
+    }
+    if let Some(host) = head.host() {
+        environ.set_bytes("HTTP_HOST", host);
+    }
 }
 
 #[cfg(test)]
@@ -2806,6 +2897,34 @@ mod tests {
             .map(|(k, v)| (k.as_slice(), v.as_slice()))
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn cgi_vars_into_sets_what_cgi_vars_lists() {
+        let long_name = format!("X-{}: v\r\n", "N".repeat(80));
+        let heads: [&[u8]; 6] = [
+            b"POST /app/run?a=1 HTTP/1.1\r\nHost: example.com\r\nContent-Type: text/plain\r\n\
+              Content-Length: 11\r\nUser-Agent: t/1\r\nAccept: a\r\naccept: b\r\n\
+              X-Dashed-Name: v\r\nCookie: a=1\r\ncookie: b=2\r\nACCEPT: c\r\n\r\n",
+            b"GET /x%20y%2F%FF HTTP/1.0\r\n\r\n",
+            b"GET http://h:81/p?q HTTP/1.1\r\nHost: other\r\nContent-Type: a\r\ncontent-type: b\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\nHost: h\r\nX_Under: 1\r\nProxy: p\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-A-B-C: 1\r\nx-a-b-c: 2\r\n\r\n",
+        ];
+        let long = format!("GET / HTTP/1.1\r\nHost: h\r\n{long_name}{long_name}\r\n");
+        for input in heads.iter().copied().chain([long.as_bytes()]) {
+            let (head, _) = parse_head(input, &Limits::default()).unwrap().unwrap();
+            let mut environ = Environ::new();
+            cgi_vars_into(&head, &mut environ);
+            let mut want = cgi_vars(&head);
+            want.sort();
+            let got: Vec<(Vec<u8>, Vec<u8>)> = environ
+                .iter()
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect();
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(input));
+        }
     }
 
     #[test]

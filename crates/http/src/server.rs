@@ -13,6 +13,7 @@ use std::io::{self, BufRead, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use gatekit_core::util::format_u64;
 use gatekit_core::{App, Config, Environ, Gateway, Status, Transport, format_date_time};
 use gatekit_server::Endpoint;
 use gatekit_server::engine::{Conn, EngineConfig, Next, Protocol, Shutdown};
@@ -159,12 +160,14 @@ struct Http<A> {
     shutdown: Shutdown,
 }
 
-/// Per-connection state.
+/// Per-connection state: the server-side CGI variables are formatted once
+/// per connection, not per request.
 struct Session {
     state: State,
     server_name: Vec<u8>,
     server_port: Vec<u8>,
-    remote: Option<SocketAddr>,
+    /// `REMOTE_ADDR` and `REMOTE_PORT` of a TCP peer.
+    remote: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 enum State {
@@ -197,7 +200,7 @@ impl<A: App + 'static> Protocol for Http<A> {
             server_port: local
                 .map_or_else(|| b"80".to_vec(), |a| a.port().to_string().into_bytes()),
             remote: match peer {
-                Peer::Tcp(a) => Some(*a),
+                Peer::Tcp(a) => Some(remote_vars(a)),
                 Peer::Unix => None,
             },
         }
@@ -237,6 +240,13 @@ impl<A: App + 'static> Protocol for Http<A> {
                             return Next::Close;
                         }
                     }
+                    if expected == Some(0) {
+                        // No body (most requests): nothing to spool.
+                        if !self.run(session, conn, &head, None) {
+                            return Next::Close;
+                        }
+                        continue;
+                    }
                     let remaining = expected.unwrap_or(0);
                     session.state = State::Body(Box::new(Pending {
                         head,
@@ -259,7 +269,7 @@ impl<A: App + 'static> Protocol for Http<A> {
                     let Ok(body) = spool.finish() else {
                         return self.refuse(conn, 400);
                     };
-                    if !self.run(session, conn, &head, body) {
+                    if !self.run(session, conn, &head, Some(body)) {
                         return Next::Close;
                     }
                 }
@@ -309,39 +319,20 @@ impl<A: App + 'static> Http<A> {
         Ok(pending.remaining == 0)
     }
 
-    /// Runs the app for a complete request; true if the connection may go on.
+    /// Runs the app for a complete request (`body`: `None` when it has
+    /// none); true if the connection may go on.
     fn run(
         &self,
         session: &Session,
         conn: &mut Conn,
         head: &RequestHead,
-        body: SpooledBody,
+        body: Option<SpooledBody>,
     ) -> bool {
-        let mut vars = proto::cgi_vars(head);
-        if head.framing() == Framing::Chunked {
-            vars.push((
-                b"CONTENT_LENGTH".to_vec(),
-                body.len().to_string().into_bytes(),
-            ));
-        }
-        vars.push((b"GATEWAY_INTERFACE".to_vec(), b"CGI/1.1".to_vec()));
-        vars.push((b"SCRIPT_NAME".to_vec(), Vec::new()));
-        vars.push((b"SERVER_NAME".to_vec(), session.server_name.clone()));
-        vars.push((b"SERVER_PORT".to_vec(), session.server_port.clone()));
-        if let Some(remote) = session.remote {
-            vars.push((
-                b"REMOTE_ADDR".to_vec(),
-                remote.ip().to_string().into_bytes(),
-            ));
-            vars.push((
-                b"REMOTE_PORT".to_vec(),
-                remote.port().to_string().into_bytes(),
-            ));
-        }
         let transport = HttpTransport {
             conn,
-            vars,
-            input: Some(body),
+            head,
+            session,
+            input: body,
             aborted: false,
         };
         let mut gateway = Gateway::new(transport, Arc::clone(&self.gateway));
@@ -376,12 +367,39 @@ impl<A: App + 'static> Http<A> {
     }
 }
 
+/// `REMOTE_ADDR` and `REMOTE_PORT` for a TCP peer.
+fn remote_vars(addr: &SocketAddr) -> (Vec<u8>, Vec<u8>) {
+    (
+        addr.ip().to_string().into_bytes(),
+        addr.port().to_string().into_bytes(),
+    )
+}
+
 /// The gateway's view of one HTTP connection.
 struct HttpTransport<'c> {
     conn: &'c mut Conn,
-    vars: Vec<(Vec<u8>, Vec<u8>)>,
+    head: &'c RequestHead,
+    session: &'c Session,
     input: Option<SpooledBody>,
     aborted: bool,
+}
+
+/// `wsgi.errors`: the process's stderr, looked up at each write (so the
+/// boxed stream is zero-sized and costs no allocation per request).
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::stderr().write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        io::stderr().write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
 }
 
 impl Transport for HttpTransport<'_> {
@@ -395,17 +413,32 @@ impl Transport for HttpTransport<'_> {
 
     fn input(&mut self) -> Box<dyn BufRead + Send> {
         match self.input.take() {
-            Some(body) => Box::new(body),
-            None => Box::new(io::empty()),
+            Some(body) if !body.is_empty() => Box::new(body),
+            _ => Box::new(io::empty()),
         }
     }
 
     fn errors(&mut self) -> Box<dyn Write + Send> {
-        Box::new(io::stderr())
+        Box::new(Stderr)
     }
 
     fn add_cgi_vars(&mut self, environ: &mut Environ) {
-        environ.extend(self.vars.drain(..));
+        let head = self.head;
+        proto::cgi_vars_into(head, environ);
+        if head.framing() == Framing::Chunked {
+            let len = self.input.as_ref().map_or(0, SpooledBody::len);
+            let mut digits = [0u8; 20];
+            environ.set_bytes("CONTENT_LENGTH", format_u64(len, &mut digits));
+        }
+        let session = self.session;
+        environ.set_bytes("GATEWAY_INTERFACE", "CGI/1.1");
+        environ.set_bytes("SCRIPT_NAME", "");
+        environ.set_bytes("SERVER_NAME", &session.server_name);
+        environ.set_bytes("SERVER_PORT", &session.server_port);
+        if let Some((addr, port)) = &session.remote {
+            environ.set_bytes("REMOTE_ADDR", addr);
+            environ.set_bytes("REMOTE_PORT", port);
+        }
     }
 
     fn sendfile(&mut self, file: &File, offset: u64, count: u64) -> io::Result<u64> {

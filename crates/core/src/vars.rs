@@ -1,0 +1,273 @@
+//! The storage behind [`Environ`](crate::Environ)'s variables: every name and
+//! value in one byte buffer, with a small index of where each one is.
+//!
+//! A request's environ holds a few dozen short variables. Keeping them as a
+//! map of owned vectors cost two allocations per variable and a tree walk
+//! (a string comparison per level) per lookup. Here a request's variables
+//! share one buffer; a lookup scans the index comparing a one-word tag made
+//! from each name (its length and two of its bytes), and compares bytes only
+//! when the tags agree; iteration sorts a copy of the index by name. The
+//! buffers of a dropped environ are kept by its thread for the next one, so
+//! a steady stream of requests allocates nothing for its variables.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+/// Where one variable's name and value sit in [`Vars::buf`].
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    /// [`tag`] of the name.
+    tag: u32,
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+/// A one-word summary of a name: equal names have equal tags, and names of
+/// the same length mostly differ in their last or fifth-from-last byte
+/// (`HTTP_ACCEPT`, `HTTP_COOKIE`; `SERVER_NAME`, `SERVER_PORT`).
+fn tag(name: &[u8]) -> u32 {
+    let len = name.len();
+    let last = name.last().copied().unwrap_or(0);
+    let inner = len
+        .checked_sub(4)
+        .and_then(|i| name.get(i))
+        .copied()
+        .unwrap_or(0);
+    ((len.min(0xffff) as u32) << 16) | (u32::from(inner) << 8) | u32::from(last)
+}
+
+impl Entry {
+    fn name(self) -> Range<usize> {
+        self.name.0 as usize..self.name.1 as usize
+    }
+
+    fn value(self) -> Range<usize> {
+        self.value.0 as usize..self.value.1 as usize
+    }
+}
+
+/// Buffers a thread keeps for its next environ.
+const POOL_SIZE: usize = 4;
+/// Larger buffers are freed rather than kept.
+const POOL_MAX_BYTES: usize = 16 * 1024;
+const POOL_MAX_ENTRIES: usize = 256;
+
+thread_local! {
+    static POOL: RefCell<Vec<(Vec<u8>, Vec<Entry>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Variables by name, bytes to bytes, iterated in name order.
+pub(crate) struct Vars {
+    buf: Vec<u8>,
+    /// In no particular order; names unique.
+    entries: Vec<Entry>,
+    /// Bytes of `buf` no entry refers to any more (replaced or removed).
+    garbage: usize,
+}
+
+impl Vars {
+    /// Empty, reusing buffers this thread kept if it has any.
+    pub(crate) fn new() -> Vars {
+        let (buf, entries) = POOL
+            .try_with(|p| p.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        Vars {
+            buf,
+            entries,
+            garbage: 0,
+        }
+    }
+
+    fn bytes(&self, r: Range<usize>) -> &[u8] {
+        self.buf.get(r).unwrap_or_default()
+    }
+
+    /// The index of the entry called `name`.
+    fn search(&self, name: &[u8]) -> Option<usize> {
+        let tag = tag(name);
+        self.entries
+            .iter()
+            .position(|e| e.tag == tag && self.bytes(e.name()) == name)
+    }
+
+    pub(crate) fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        let i = self.search(name)?;
+        self.entries.get(i).map(|e| self.bytes(e.value()))
+    }
+
+    pub(crate) fn contains(&self, name: &[u8]) -> bool {
+        self.search(name).is_some()
+    }
+
+    /// Appends `bytes` to the buffer; their range.
+    fn push(&mut self, bytes: &[u8]) -> (u32, u32) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        (pos(start), pos(self.buf.len()))
+    }
+
+    /// Sets `name` to the bytes `fill` appends to the buffer it is given.
+    pub(crate) fn set_with(&mut self, name: &[u8], fill: impl FnOnce(&mut Vec<u8>)) {
+        let found = self.search(name);
+        let start = self.buf.len();
+        fill(&mut self.buf);
+        let value = (pos(start), pos(self.buf.len()));
+        match found {
+            Some(i) => {
+                if let Some(e) = self.entries.get_mut(i) {
+                    self.garbage += e.value().len();
+                    e.value = value;
+                }
+                self.compact_if_wasteful();
+            }
+            None => {
+                let tag = tag(name);
+                let name = self.push(name);
+                self.entries.push(Entry { tag, name, value });
+            }
+        }
+    }
+
+    pub(crate) fn set(&mut self, name: &[u8], value: &[u8]) {
+        self.set_with(name, |buf| buf.extend_from_slice(value));
+    }
+
+    pub(crate) fn set_default(&mut self, name: &[u8], value: &[u8]) {
+        if self.search(name).is_none() {
+            let tag = tag(name);
+            let name = self.push(name);
+            let value = self.push(value);
+            self.entries.push(Entry { tag, name, value });
+        }
+    }
+
+    pub(crate) fn remove(&mut self, name: &[u8]) -> Option<Vec<u8>> {
+        let i = self.search(name)?;
+        let e = self.entries.swap_remove(i);
+        let value = self.bytes(e.value()).to_vec();
+        self.garbage += e.name().len() + e.value().len();
+        self.compact_if_wasteful();
+        Some(value)
+    }
+
+    /// The variables sorted by name.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let mut sorted = self.entries.clone();
+        sorted.sort_unstable_by(|a, b| self.bytes(a.name()).cmp(self.bytes(b.name())));
+        sorted
+            .into_iter()
+            .map(|e| (self.bytes(e.name()), self.bytes(e.value())))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Rewrites the buffer once more than half of it is unused, so an app
+    /// that keeps replacing a variable does not grow it without end.
+    fn compact_if_wasteful(&mut self) {
+        if self.garbage <= 4096 || self.garbage * 2 <= self.buf.len() {
+            return;
+        }
+        let mut buf = Vec::with_capacity(self.buf.len() - self.garbage);
+        for e in &mut self.entries {
+            for range in [&mut e.name, &mut e.value] {
+                let start = buf.len();
+                buf.extend_from_slice(
+                    self.buf
+                        .get(range.0 as usize..range.1 as usize)
+                        .unwrap_or_default(),
+                );
+                *range = (pos(start), pos(buf.len()));
+            }
+        }
+        self.buf = buf;
+        self.garbage = 0;
+    }
+}
+
+/// A buffer offset as stored in an [`Entry`]. An environ of 4 GiB is not a
+/// request's; past that the offsets saturate and lookups find empty bytes
+/// rather than panic.
+fn pos(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl Drop for Vars {
+    fn drop(&mut self) {
+        if self.buf.capacity() > POOL_MAX_BYTES || self.entries.capacity() > POOL_MAX_ENTRIES {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut entries = std::mem::take(&mut self.entries);
+        buf.clear();
+        entries.clear();
+        // During thread exit the pool may be gone: the buffers are then freed.
+        let _ = POOL.try_with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut() {
+                if p.len() < POOL_SIZE {
+                    p.push((buf, entries));
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_get_replace_remove_in_order() {
+        let mut v = Vars::new();
+        v.set(b"HTTP_ACCEPT", b"*/*");
+        v.set(b"HTTP_COOKIE", b"c");
+        assert_eq!(v.get(b"HTTP_COOKIE"), Some(&b"c"[..]));
+        assert_eq!(v.get(b"HTTP_ACCEPT"), Some(&b"*/*"[..]));
+        assert_eq!(v.get(b"HTTP_ACCEPX"), None);
+        assert_eq!(v.remove(b"HTTP_ACCEPT"), Some(b"*/*".to_vec()));
+        assert_eq!(v.remove(b"HTTP_COOKIE"), Some(b"c".to_vec()));
+        v.set(b"b", b"2");
+        v.set(b"a", b"1");
+        v.set(b"c", b"3");
+        v.set(b"b", b"two");
+        v.set_default(b"a", b"x");
+        v.set_default(b"d", b"4");
+        assert_eq!(v.get(b"b"), Some(&b"two"[..]));
+        assert_eq!(v.remove(b"c"), Some(b"3".to_vec()));
+        assert_eq!(v.remove(b"c"), None);
+        let all: Vec<_> = v.iter().collect();
+        assert_eq!(
+            all,
+            [
+                (&b"a"[..], &b"1"[..]),
+                (&b"b"[..], &b"two"[..]),
+                (&b"d"[..], &b"4"[..])
+            ]
+        );
+        assert!(v.contains(b"d") && !v.contains(b"c"));
+    }
+
+    #[test]
+    fn replacing_forever_stays_bounded() {
+        let mut v = Vars::new();
+        let big = vec![b'x'; 1000];
+        for _ in 0..10_000 {
+            v.set(b"K", &big);
+        }
+        assert!(v.buf.len() < 16 * 1024, "{}", v.buf.len());
+        assert_eq!(v.get(b"K"), Some(&big[..]));
+    }
+
+    #[test]
+    fn buffers_are_reused_clean() {
+        let mut v = Vars::new();
+        v.set(b"A", b"1");
+        drop(v);
+        let v = Vars::new();
+        assert_eq!(v.len(), 0);
+        assert_eq!(v.get(b"A"), None);
+    }
+}
