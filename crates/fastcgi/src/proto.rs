@@ -941,6 +941,20 @@ impl ParamsDecoder {
         }
     }
 
+    /// A decoder like [`ParamsDecoder::new`] that stores the pairs in `buffer` (emptied first),
+    /// so that the allocation of an earlier [`Params::into_buffer`] serves again.
+    #[must_use]
+    pub fn with_buffer(limit: usize, mut buffer: Vec<u8>) -> Self {
+        buffer.clear();
+        ParamsDecoder {
+            limit,
+            buf: buffer,
+            parsed: 0,
+            count: 0,
+            error: None,
+        }
+    }
+
     /// Adds the content of one PARAMS record.
     ///
     /// # Errors
@@ -1071,6 +1085,12 @@ impl Params {
             .filter(|&(n, _)| n == name)
             .last()
             .map(|(_, value)| value)
+    }
+
+    /// Gives back the buffer that held the pairs, for [`ParamsDecoder::with_buffer`].
+    #[must_use]
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 
     /// The pairs as owned byte vectors, in wire order.

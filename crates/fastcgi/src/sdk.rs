@@ -85,7 +85,7 @@
 //! - **No silent endings.** Dropping a [`Request`] without [`Request::finish`] finishes it with
 //!   application status 1.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, BufRead, IoSlice, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
@@ -418,13 +418,13 @@ impl Listener {
                     if !self.allowed(&peer) {
                         continue;
                     }
-                    let timeouts = stream
-                        .set_read_timeout(self.config.read_timeout.filter(|d| !d.is_zero()))
-                        .and_then(|()| {
-                            stream.set_write_timeout(
-                                self.config.write_timeout.filter(|d| !d.is_zero()),
-                            )
-                        });
+                    // A socket fresh from accept(2) has no timeouts: only set
+                    // those configured (two system calls saved per connection).
+                    let read = self.config.read_timeout.filter(|d| !d.is_zero());
+                    let write = self.config.write_timeout.filter(|d| !d.is_zero());
+                    let timeouts = read
+                        .map_or(Ok(()), |d| stream.set_read_timeout(Some(d)))
+                        .and_then(|()| write.map_or(Ok(()), |d| stream.set_write_timeout(Some(d))));
                     if timeouts.is_err() {
                         // The connection is already unusable (reset by the peer).
                         continue;
@@ -803,6 +803,12 @@ struct RawRecord {
     content: Span,
 }
 
+thread_local! {
+    /// One read buffer kept per thread between connections (see [`Conn::new`]); at most
+    /// [`MAX_RECORD_LEN`] bytes.
+    static SPARE_READ_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
 /// A connection to a web server with its read buffer.
 struct Conn {
     stream: Stream,
@@ -812,6 +818,17 @@ struct Conn {
     end: usize,
     /// The web server closed its side.
     eof: bool,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Its bytes are never read before being overwritten (reads stay within `start..end`).
+        let buf = std::mem::take(&mut self.buf);
+        if !buf.is_empty() && buf.len() <= MAX_RECORD_LEN {
+            // Ignored: the thread is exiting, and the buffer is simply freed.
+            let _ = SPARE_READ_BUFFER.try_with(|spare| spare.set(buf));
+        }
+    }
 }
 
 impl fmt::Debug for Conn {
@@ -826,9 +843,12 @@ impl fmt::Debug for Conn {
 
 impl Conn {
     fn new(stream: Stream) -> Conn {
+        // The read buffer of the last connection this thread closed, if any: a new buffer is
+        // zeroed before its first read, which would cost more than the rest of a small request.
+        let buf = SPARE_READ_BUFFER.try_with(Cell::take).unwrap_or_default();
         Conn {
             stream,
-            buf: Vec::new(),
+            buf,
             start: 0,
             end: 0,
             eof: false,
@@ -930,6 +950,12 @@ impl Conn {
             request_id: header.request_id,
             content,
         }))
+    }
+
+    /// Whether a whole record is buffered, so [`Conn::next_record`] returns it without reading.
+    fn record_buffered(&self) -> bool {
+        let buffered = self.buffered();
+        matches!(Header::decode(buffered), Ok(Some(header)) if header.record_len() <= buffered.len())
     }
 
     /// Reads what the web server has sent, without waiting, into the buffer's free space.
@@ -1398,6 +1424,19 @@ impl Io {
         self.stdin.done && (self.role != Role::Filter || self.data.done)
     }
 
+    /// Skips the input the application left unread among the records already read, without
+    /// waiting for more. When the web server sent the whole request at once (a `GET` from
+    /// nginx), the input is then done and the connection closes at once, with no lingering.
+    fn skip_buffered_input(&mut self) {
+        while !self.input_done() && !self.closed && !self.broken && self.conn.record_buffered() {
+            self.stdin.pending = Span::default();
+            self.data.pending = Span::default();
+            if self.step().is_err() {
+                return;
+            }
+        }
+    }
+
     /// Whether the web server asked to abort or went away, looking at the socket without
     /// waiting.
     fn abort_requested(&mut self) -> bool {
@@ -1615,7 +1654,10 @@ impl<'a> Request<'a> {
         if reusable && !io.conn.eof {
             self.home.put(io.conn);
         } else if ended.is_ok() && !io.input_done() {
-            io.conn.close_lingering();
+            io.skip_buffered_input();
+            if !io.input_done() {
+                io.conn.close_lingering();
+            }
         }
         ended
     }

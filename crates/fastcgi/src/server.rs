@@ -310,18 +310,33 @@ struct FastCgi<A> {
     max_reqs: String,
 }
 
-/// Per-connection state.
+/// Per-connection state. Besides the request being received, it keeps
+/// what one request uses and the next can use again, so that a kept
+/// connection's request costs few allocations.
 struct Session {
-    request: Option<Box<Request>>,
+    request: Option<Request>,
     /// `STDOUT` staging, kept between requests so it is allocated once.
     staging: Vec<u8>,
+    /// The `PARAMS` buffer of the last request, for the next one.
+    params_buf: Vec<u8>,
+    /// The cancellation flag handed to the last request's environ; reused
+    /// when nothing else holds it any more.
+    cancel: Arc<AtomicBool>,
+    /// The `STDERR` buffer handed to the last request; reused likewise.
+    stderr: Option<Arc<Mutex<Vec<u8>>>>,
 }
+
+/// Buffers larger than this are not kept between requests, so an idle
+/// connection does not hold the memory of one unusual request.
+const KEEP_BUFFER: usize = 16 * 1024;
 
 /// A request being received.
 struct Request {
     id: u16,
     role: Role,
     keep_conn: bool,
+    /// `PARAMS` named a `CONTENT_LENGTH` (even an empty one).
+    has_content_length: bool,
     params: ParamsState,
     stdin: Option<Spool>,
     stdin_done: bool,
@@ -359,6 +374,9 @@ impl<A: App + 'static> Protocol for FastCgi<A> {
         Session {
             request: None,
             staging: Vec::new(),
+            params_buf: Vec::new(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            stderr: None,
         }
     }
 
@@ -418,7 +436,7 @@ impl<A: App + 'static> Protocol for FastCgi<A> {
                         return Next::Close;
                     };
                     let keep_conn = request.keep_conn;
-                    if !self.run(session, conn, *request) {
+                    if !self.run(session, conn, request) {
                         return Next::Close;
                     }
                     if !keep_conn {
@@ -463,18 +481,20 @@ impl<A: App + 'static> FastCgi<A> {
             if let Role::Unknown(_) = begin.role {
                 return Step::Reject(id, ProtocolStatus::UnknownRole, begin.keep_conn());
             }
-            session.request = Some(Box::new(Request {
+            let buffer = std::mem::take(&mut session.params_buf);
+            session.request = Some(Request {
                 id,
                 role: begin.role,
                 keep_conn: begin.keep_conn(),
-                params: ParamsState::Reading(ParamsDecoder::new(self.max_params)),
+                has_content_length: false,
+                params: ParamsState::Reading(ParamsDecoder::with_buffer(self.max_params, buffer)),
                 stdin: None,
                 stdin_done: false,
                 data: None,
-            }));
+            });
             return Step::Nothing;
         }
-        let Some(request) = session.request.as_deref_mut().filter(|r| r.id == id) else {
+        let Some(request) = session.request.as_mut().filter(|r| r.id == id) else {
             // §3.3: records for an inactive request id are ignored.
             return Step::Nothing;
         };
@@ -573,11 +593,13 @@ impl<A: App + 'static> FastCgi<A> {
         let Ok(params) = decoder.finish() else {
             return Step::Refuse(400, keep);
         };
+        let content_length = params.get(b"CONTENT_LENGTH");
+        request.has_content_length = content_length.is_some();
         let spool = if request.role == Role::Authorizer {
             // §6.3: an Authorizer gets no body; it runs on PARAMS alone.
             Spool::new(Some(0), &self.spool).map_err(|e| e.status())
         } else {
-            self.new_spool(params.get(b"CONTENT_LENGTH"))
+            self.new_spool(content_length)
         };
         request.params = ParamsState::Done(params);
         match spool {
@@ -605,6 +627,7 @@ impl<A: App + 'static> FastCgi<A> {
         let Request {
             id,
             role,
+            has_content_length,
             params,
             stdin,
             data,
@@ -623,31 +646,38 @@ impl<A: App + 'static> FastCgi<A> {
             Some(Err(e)) => return Self::refuse(conn, id, e.status()).is_ok(),
             None => None,
         };
-        let mut vars = params.to_vec();
-        if params.get(b"CONTENT_LENGTH").is_none() && !body.is_empty() {
-            // A body sent without CONTENT_LENGTH (nginx with a chunked
-            // request and fastcgi_request_buffering off): its real length.
-            vars.push((
-                b"CONTENT_LENGTH".to_vec(),
-                body.len().to_string().into_bytes(),
-            ));
-        }
-        let role_name: &[u8] = match role {
+        // A body sent without CONTENT_LENGTH (nginx with a chunked request
+        // and fastcgi_request_buffering off) gets its real length.
+        let body_len = (!has_content_length && !body.is_empty()).then(|| body.len());
+        let role_name: &'static [u8] = match role {
             Role::Authorizer => b"AUTHORIZER",
             Role::Filter => b"FILTER",
             Role::Responder | Role::Unknown(_) => b"RESPONDER",
         };
-        vars.push((b"FCGI_ROLE".to_vec(), role_name.to_vec()));
-        let cancel = Arc::new(AtomicBool::new(false));
+        // The flag and the STDERR buffer of the last request are used again
+        // when nothing else holds them (the usual case: the environ that
+        // held them is gone).
+        let cancel = match Arc::get_mut(&mut session.cancel) {
+            Some(flag) => {
+                *flag.get_mut() = false;
+                Arc::clone(&session.cancel)
+            }
+            None => {
+                session.cancel = Arc::new(AtomicBool::new(false));
+                Arc::clone(&session.cancel)
+            }
+        };
         let _watch = conn.watch_cancel(Arc::clone(&cancel), aborts, u64::from(id));
         let stderr = match self.errors_to {
-            ErrorsTo::Fastcgi => Some(Arc::new(Mutex::new(Vec::new()))),
+            ErrorsTo::Fastcgi => Some(reuse_stderr(&mut session.stderr)),
             ErrorsTo::Process => None,
         };
         let transport = FcgiTransport {
             conn,
             id,
-            vars,
+            params: Some(params),
+            body_len,
+            role_name,
             input: Some(body),
             data,
             cancel,
@@ -665,6 +695,12 @@ impl<A: App + 'static> FastCgi<A> {
             && transport.end_request(u32::from(outcome.app_failed)).is_ok();
         session.staging = std::mem::take(&mut transport.staging);
         session.staging.clear();
+        if let Some(params) = transport.params.take() {
+            let buffer = params.into_buffer();
+            if buffer.capacity() <= KEEP_BUFFER {
+                session.params_buf = buffer;
+            }
+        }
         ended
     }
 
@@ -678,6 +714,22 @@ impl<A: App + 'static> FastCgi<A> {
         conn.write(&out)?;
         conn.flush()
     }
+}
+
+/// The `STDERR` buffer kept in `slot`, emptied, if nothing else holds it;
+/// else a new one, kept there for the next request.
+fn reuse_stderr(slot: &mut Option<Arc<Mutex<Vec<u8>>>>) -> Arc<Mutex<Vec<u8>>> {
+    if let Some(buffer) = slot.as_mut().and_then(Arc::get_mut) {
+        let pending = buffer.get_mut().unwrap_or_else(PoisonError::into_inner);
+        pending.clear();
+        if pending.capacity() > KEEP_BUFFER {
+            *pending = Vec::new();
+        }
+    } else {
+        *slot = Some(Arc::new(Mutex::new(Vec::new())));
+    }
+    slot.as_ref()
+        .map_or_else(|| Arc::new(Mutex::new(Vec::new())), Arc::clone)
 }
 
 /// Reads bytes waiting on a connection as a cancellation of request `tag`:
@@ -699,7 +751,12 @@ fn aborts(mut peeked: &[u8], tag: u64) -> bool {
 struct FcgiTransport<'c> {
     conn: &'c mut Conn,
     id: u16,
-    vars: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The request's `PARAMS`, until they are copied into the environ.
+    params: Option<Params>,
+    /// `CONTENT_LENGTH` to add: the length of a body sent without one.
+    body_len: Option<u64>,
+    /// `FCGI_ROLE`'s value.
+    role_name: &'static [u8],
     input: Option<SpooledBody>,
     data: Option<SpooledBody>,
     cancel: Arc<AtomicBool>,
@@ -811,7 +868,15 @@ impl Transport for FcgiTransport<'_> {
     }
 
     fn add_cgi_vars(&mut self, environ: &mut Environ) {
-        environ.extend(self.vars.drain(..));
+        if let Some(params) = &self.params {
+            for (name, value) in params {
+                environ.set_bytes(name, value);
+            }
+        }
+        if let Some(len) = self.body_len {
+            environ.set_bytes("CONTENT_LENGTH", len.to_string());
+        }
+        environ.set_bytes("FCGI_ROLE", self.role_name);
         environ.set_cancel_flag(Arc::clone(&self.cancel));
         if let Some(data) = self.data.take() {
             environ.insert_extension(FilterData(Mutex::new(Some(data))));

@@ -366,7 +366,9 @@ fn decode_netstring(buf: &[u8], max_len: usize) -> Result<Option<(&[u8], usize)>
 /// Splits a header block into `(name, value)` pairs, checking the grammar of SCGI §3 and the
 /// header count.
 fn split_headers(block: &[u8], max_headers: usize) -> Result<Vec<Header<'_>>, Error> {
-    let mut headers = Vec::new();
+    // Room for a web server's usual head at once (nginx sends about 20 headers), so the list
+    // does not grow pair by pair; bounded whatever the head says.
+    let mut headers = Vec::with_capacity(max_headers.min(SMALL_HEAD));
     // Every name and value ends in NUL, so a non-empty block ends in NUL; without that final
     // NUL, splitting at NULs yields an even number of fields exactly when each has its own NUL.
     let fields = match block.split_last() {
@@ -412,14 +414,7 @@ where
         _ => return Err(Error::MissingContentLength),
     };
 
-    // Sorting makes duplicates adjacent: O(n log n). A pairwise scan would be quadratic, and a
-    // 64 KiB head can carry some 20,000 names.
-    let mut names: Vec<&[u8]> = headers.iter().map(|(name, _)| name.as_ref()).collect();
-    names.sort_unstable();
-    if names
-        .windows(2)
-        .any(|pair| matches!(pair, [a, b] if a == b))
-    {
+    if has_duplicate_name(headers) {
         return Err(Error::DuplicateHeader);
     }
 
@@ -428,6 +423,58 @@ where
         Some(_) => Err(Error::UnsupportedScgiVersion),
         None => Err(Error::MissingScgi),
     }
+}
+
+/// Heads with at most this many headers are checked for duplicate names pairwise, on a short
+/// key per name kept on the stack; larger ones by sorting.
+const SMALL_HEAD: usize = 48;
+
+/// Whether two headers share a name.
+fn has_duplicate_name<N, V>(headers: &[(N, V)]) -> bool
+where
+    N: AsRef<[u8]>,
+{
+    if headers.len() <= SMALL_HEAD {
+        // Each name sets one of 64 bits picked from its length and its first and last bytes.
+        // Only a name whose bit is already set is compared with the names before it that share
+        // its key, so a head of distinct names (the usual case) costs one pass.
+        let key = |name: &[u8]| -> u64 {
+            let ends = name
+                .first()
+                .zip(name.last())
+                .map_or(0, |(&a, &b)| u64::from(a) << 8 | u64::from(b));
+            (name.len() as u64) << 16 | ends
+        };
+        let mut keys = [0_u64; SMALL_HEAD];
+        let mut seen = 0_u64;
+        for (i, (name, _)) in headers.iter().enumerate() {
+            let name = name.as_ref();
+            let k = key(name);
+            let bit = 1_u64 << (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58);
+            if seen & bit != 0 {
+                let earlier = keys.get(..i).unwrap_or_default();
+                if earlier
+                    .iter()
+                    .zip(headers)
+                    .any(|(&other, (n, _))| other == k && n.as_ref() == name)
+                {
+                    return true;
+                }
+            }
+            seen |= bit;
+            if let Some(slot) = keys.get_mut(i) {
+                *slot = k;
+            }
+        }
+        return false;
+    }
+    // Sorting makes duplicates adjacent: O(n log n). A pairwise scan would be quadratic, and a
+    // 64 KiB head can carry some 20,000 names.
+    let mut names: Vec<&[u8]> = headers.iter().map(|(name, _)| name.as_ref()).collect();
+    names.sort_unstable();
+    names
+        .windows(2)
+        .any(|pair| matches!(pair, [a, b] if a == b))
 }
 
 /// Parses a `CONTENT_LENGTH` value: non-empty ASCII digits (SCGI §3), as a `u64`.

@@ -211,7 +211,7 @@ enum Session {
 
 /// A request whose head is decoded and whose body is arriving.
 struct Pending {
-    vars: Vec<(Vec<u8>, Vec<u8>)>,
+    vars: HeadVars,
     spool: Spool,
     remaining: u64,
 }
@@ -240,7 +240,11 @@ impl<A: App + 'static> Protocol for Scgi<A> {
                     let (vars, content_length, used) =
                         match proto::decode_request(conn.input(), &self.limits) {
                             Ok(Some((request, used))) => {
-                                let vars = cgi_vars(&request, self.script_name.as_deref());
+                                let vars = HeadVars::new(
+                                    conn.input().get(..used).unwrap_or_default(),
+                                    &request,
+                                    path_vars(&request, self.script_name.as_deref()),
+                                );
                                 (vars, request.content_length(), used)
                             }
                             Ok(None) if conn.is_eof() => {
@@ -308,7 +312,7 @@ impl<A: App + 'static> Protocol for Scgi<A> {
 
 impl<A: App + 'static> Scgi<A> {
     /// Runs the app for a complete request.
-    fn run(&self, conn: &mut Conn, vars: Vec<(Vec<u8>, Vec<u8>)>, body: SpooledBody) {
+    fn run(&self, conn: &mut Conn, vars: HeadVars, body: SpooledBody) {
         let transport = ScgiTransport {
             conn,
             vars,
@@ -353,13 +357,60 @@ fn write_error(conn: &mut Conn, status: u16) {
     let _ = conn.write(&response).and_then(|()| conn.flush());
 }
 
-/// The request's CGI variables: every SCGI header as sent, with
-/// `SCRIPT_NAME` and `PATH_INFO` set as [`ServerConfig`] describes.
-fn cgi_vars(request: &Request<'_>, mount: Option<&str>) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut vars: Vec<(Vec<u8>, Vec<u8>)> = request
-        .headers()
-        .map(|(name, value)| (name.to_vec(), value.to_vec()))
-        .collect();
+/// A request's CGI variables, kept as the head arrived: one copy of the
+/// netstring and where each pair lies in it (two allocations, whatever the
+/// number of headers), put straight into the environ, then the
+/// `SCRIPT_NAME` and `PATH_INFO` the server sets over them.
+struct HeadVars {
+    /// The whole netstring: `LEN:` then `name NUL value NUL` pairs, then `,`.
+    head: Vec<u8>,
+    /// Each header's name and value as `(start, end)` offsets in `head`.
+    pairs: Vec<[(usize, usize); 2]>,
+    /// Set after the headers, in this order (see [`path_vars`]).
+    set: Vec<(&'static [u8], Vec<u8>)>,
+}
+
+impl HeadVars {
+    /// `head` is the netstring `request` was decoded from, so its names and
+    /// values lie inside it.
+    fn new(head: &[u8], request: &Request<'_>, set: Vec<(&'static [u8], Vec<u8>)>) -> HeadVars {
+        let base = head.as_ptr() as usize;
+        let span = |field: &[u8]| {
+            let start = (field.as_ptr() as usize).wrapping_sub(base);
+            (start, start.wrapping_add(field.len()))
+        };
+        HeadVars {
+            head: head.to_vec(),
+            pairs: request
+                .headers()
+                .map(|(name, value)| [span(name), span(value)])
+                .collect(),
+            set,
+        }
+    }
+
+    /// The header pairs, in wire order (a span outside the head, which the
+    /// codec cannot produce, is left out rather than trusted).
+    fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.pairs
+            .iter()
+            .filter_map(|[(a, b), (c, d)]| Some((self.head.get(*a..*b)?, self.head.get(*c..*d)?)))
+    }
+
+    /// Puts every variable into `environ`.
+    fn apply(&self, environ: &mut Environ) {
+        for (name, value) in self.headers() {
+            environ.set_bytes(name, value);
+        }
+        for (name, value) in &self.set {
+            environ.set_bytes(name, value);
+        }
+    }
+}
+
+/// The `SCRIPT_NAME` and `PATH_INFO` values the server sets over the SCGI
+/// headers, as [`ServerConfig`] describes; empty when the headers stand.
+fn path_vars(request: &Request<'_>, mount: Option<&str>) -> Vec<(&'static [u8], Vec<u8>)> {
     let script = request.get(b"SCRIPT_NAME");
     let path_info = request.get(b"PATH_INFO");
     if let Some(mount) = mount {
@@ -371,12 +422,13 @@ fn cgi_vars(request: &Request<'_>, mount: Option<&str>) -> Vec<(Vec<u8>, Vec<u8>
             }
         };
         if let Some(rest) = strip_segment_prefix(&full, mount) {
-            let rest = rest.to_vec();
-            set_var(&mut vars, b"SCRIPT_NAME", mount.to_vec());
-            set_var(&mut vars, b"PATH_INFO", rest);
-            return vars;
+            return vec![
+                (&b"SCRIPT_NAME"[..], mount.to_vec()),
+                (&b"PATH_INFO"[..], rest.to_vec()),
+            ];
         }
     }
+    let mut set = Vec::new();
     if path_info.is_none() {
         let path = request_path(request);
         let derived = match script {
@@ -386,12 +438,12 @@ fn cgi_vars(request: &Request<'_>, mount: Option<&str>) -> Vec<(Vec<u8>, Vec<u8>
                 .map(<[u8]>::to_vec)
                 .unwrap_or_default(),
         };
-        vars.push((b"PATH_INFO".to_vec(), derived));
+        set.push((&b"PATH_INFO"[..], derived));
     }
     if script.is_none() {
-        vars.push((b"SCRIPT_NAME".to_vec(), Vec::new()));
+        set.push((&b"SCRIPT_NAME"[..], Vec::new()));
     }
-    vars
+    set
 }
 
 /// What follows `prefix` in `path`, if `path` is `prefix` or continues
@@ -399,14 +451,6 @@ fn cgi_vars(request: &Request<'_>, mount: Option<&str>) -> Vec<(Vec<u8>, Vec<u8>
 fn strip_segment_prefix<'p>(path: &'p [u8], prefix: &[u8]) -> Option<&'p [u8]> {
     path.strip_prefix(prefix)
         .filter(|rest| rest.is_empty() || rest.starts_with(b"/"))
-}
-
-/// Sets `name` to `value`, in place if it is there, else at the end.
-fn set_var(vars: &mut Vec<(Vec<u8>, Vec<u8>)>, name: &[u8], value: Vec<u8>) {
-    match vars.iter_mut().find(|(n, _)| n == name) {
-        Some((_, v)) => *v = value,
-        None => vars.push((name.to_vec(), value)),
-    }
 }
 
 /// The request path as bytes: `DOCUMENT_URI` (already decoded by nginx), or
@@ -473,7 +517,7 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
 /// The gateway's view of one SCGI connection.
 struct ScgiTransport<'c> {
     conn: &'c mut Conn,
-    vars: Vec<(Vec<u8>, Vec<u8>)>,
+    vars: HeadVars,
     input: Option<SpooledBody>,
 }
 
@@ -498,7 +542,7 @@ impl Transport for ScgiTransport<'_> {
     }
 
     fn add_cgi_vars(&mut self, environ: &mut Environ) {
-        environ.extend(self.vars.drain(..));
+        self.vars.apply(environ);
     }
 
     fn sendfile(&mut self, file: &File, offset: u64, count: u64) -> io::Result<u64> {
@@ -525,10 +569,23 @@ mod tests {
         all.extend_from_slice(headers);
         let mut wire = Vec::new();
         proto::encode_request(&all, &mut wire).unwrap();
-        let (request, _) = proto::decode_request(&wire, &Limits::default())
+        let (request, used) = proto::decode_request(&wire, &Limits::default())
             .unwrap()
             .unwrap();
-        cgi_vars(&request, mount)
+        let head = HeadVars::new(&wire[..used], &request, path_vars(&request, mount));
+        // The variables as the environ gets them: the headers, each later
+        // setting replacing an earlier one in place.
+        let mut vars: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let settings = head
+            .headers()
+            .chain(head.set.iter().map(|(n, v)| (*n, v.as_slice())));
+        for (name, value) in settings {
+            match vars.iter_mut().find(|(n, _)| n == name) {
+                Some((_, v)) => *v = value.to_vec(),
+                None => vars.push((name.to_vec(), value.to_vec())),
+            }
+        }
+        vars
     }
 
     fn get<'v>(vars: &'v [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'v [u8]> {
