@@ -79,10 +79,15 @@ fn serve_with_log(args: &[&str], banner_in: Option<&Path>) -> Backend {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.starts_with("gatekit: serving ")) {
+        // Whole lines only: stderr is unbuffered, so a line may be read
+        // while it is still being written, in pieces.
+        if let Some(line) = text
+            .split_inclusive('\n')
+            .find(|l| l.starts_with("gatekit: serving ") && l.ends_with('\n'))
+        {
             return Backend {
                 child,
-                banner: line.to_owned(),
+                banner: line.trim_end().to_owned(),
                 log: Some(stderr),
             };
         }

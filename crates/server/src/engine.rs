@@ -2,16 +2,21 @@
 //!
 //! # Design
 //!
-//! One epoll instance is shared by a pool of worker threads. Every socket is
-//! registered with `EPOLLONESHOT`, so an event goes to exactly one worker,
-//! and that worker owns the connection until it re-arms it. The worker that
-//! reads a complete request runs the (blocking) application itself, on the
-//! same thread, and writes the response: no request ever hops between
-//! threads. A connection that is idle, or whose client is slow to send or
-//! to read, is only a registered descriptor and a buffer; it holds no
-//! worker. A slow application holds the one worker running it, while the
-//! others keep serving every other connection (unlike a loop per thread,
-//! where the connections of a busy loop would wait). Linux only.
+//! One epoll instance is shared by a pool of worker threads. Every
+//! connection stays registered, edge-triggered, for its whole life (no
+//! `epoll_ctl` per request); which thread owns it is an atomic state in its
+//! slot: nobody, a thread, or a thread with an event to look at. A worker
+//! that gets an event claims the connection; an event that comes while
+//! another thread owns it only leaves that note, and the owner looks again
+//! (reading until the socket is empty) before it lets go, so an edge is
+//! never lost and a connection is never served by two threads at once. The
+//! worker that reads a complete request runs the (blocking) application
+//! itself, on the same thread, and writes the response: no request ever
+//! hops between threads. A connection that is idle, or whose client is slow
+//! to send or to read, is only a registered descriptor and a buffer; it
+//! holds no worker. A slow application holds the one worker running it,
+//! while the others keep serving every other connection (unlike a loop per
+//! thread, where the connections of a busy loop would wait). Linux only.
 //!
 //! A [`Protocol`] (HTTP, FastCGI, SCGI) sees a [`Conn`]: the bytes read so
 //! far, and a `write`/`flush`/`sendfile` side that sends straight to the
@@ -23,7 +28,8 @@
 //! buffer: what `sendfile(2)` could not send yet stays queued as a file range.
 //!
 //! Timeouts are checked by a sweeper thread that visits idle connections
-//! (those no worker holds): between requests `idle_timeout`, and from the
+//! (it claims those nobody owns, and hands an event that came during its
+//! visit back to the workers): between requests `idle_timeout`, and from the
 //! first byte of a request to its end `request_timeout`, so a client that
 //! trickles a request byte by byte (slowloris) is cut off at a fixed time.
 
@@ -479,7 +485,12 @@ impl Conn {
     /// goes into the worker thread's own buffer and only the bytes that came
     /// are appended, so a connection's input holds what arrived, not a
     /// read-sized buffer, and nothing is allocated or zeroed per read.
-    fn fill(&mut self) -> io::Result<()> {
+    ///
+    /// Returns true if the socket is known empty (or at its end): a read
+    /// came back short, would block, or saw the end. A short read is
+    /// trusted unless `to_end` (then the next read must say so), because
+    /// the socket is edge-triggered: bytes left in it give no new event.
+    fn fill(&mut self, to_end: bool) -> io::Result<bool> {
         if self.start > 0 && self.start * 2 >= self.input.len() {
             self.input.drain(..self.start);
             self.start = 0;
@@ -490,22 +501,22 @@ impl Conn {
                 match (&*self.stream).read(&mut buf[..]) {
                     Ok(0) => {
                         self.eof = true;
-                        return Ok(());
+                        return Ok(true);
                     }
                     Ok(n) => {
                         self.input
                             .extend_from_slice(buf.get(..n).unwrap_or_default());
                         reads += 1;
-                        if n < INPUT_CHUNK {
-                            return Ok(());
+                        if n < INPUT_CHUNK && !to_end {
+                            return Ok(true);
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
                     Err(e) => return Err(e),
                 }
             }
-            Ok(())
+            Ok(false)
         })
     }
 }
@@ -571,6 +582,8 @@ struct Live<S> {
     done: bool,
     /// Our side is shut down; input is read and dropped until the peer closes.
     lingering: bool,
+    /// The socket is registered for output too (while it is full).
+    out_armed: bool,
 }
 
 /// How long a closing connection's input is drained after our last byte.
@@ -579,9 +592,93 @@ struct Live<S> {
 /// reads it; draining first lets it arrive (nginx's "lingering close").
 const LINGER: Duration = Duration::from_secs(2);
 
+/// Who holds a slot's connection (the low bits of [`Slot::state`]).
+const IDLE: u64 = 0;
+/// A worker (or the sweeper) holds it.
+const OWNED: u64 = 1;
+/// It is held, and an event came meanwhile: the holder looks again before
+/// letting go.
+const PENDING: u64 = 2;
+const OWNER_BITS: u64 = 3;
+
+/// One connection's place. `state` holds the generation of the slot's
+/// connection in its high 32 bits (as its epoll token does, so an event
+/// meant for a closed connection is told from one for the slot's next)
+/// and who holds it in its low bits: nobody ([`IDLE`]), a thread
+/// ([`OWNED`]), or a thread that has an event to look at ([`PENDING`]).
+/// Only the thread holding a connection locks `live`, so that lock is never
+/// waited for (except by `register` filling a fresh slot).
 struct Slot<S> {
-    generation: u32,
-    live: Option<Box<Live<S>>>,
+    state: AtomicU64,
+    live: Mutex<Option<Box<Live<S>>>>,
+}
+
+impl<S> Slot<S> {
+    fn generation(&self) -> u32 {
+        (self.state.load(Ordering::SeqCst) >> 32) as u32
+    }
+
+    /// On an event for `generation`: takes the connection if nobody holds
+    /// it (true); if a thread does, leaves it a note to look again (false).
+    fn claim(&self, generation: u32) -> bool {
+        let g = u64::from(generation) << 32;
+        let mut s = self.state.load(Ordering::SeqCst);
+        // Each failed exchange means the state moved; it settles at once.
+        for _ in 0..1024 {
+            if s & !OWNER_BITS != g {
+                return false;
+            }
+            let next = match s & OWNER_BITS {
+                IDLE => g | OWNED,
+                OWNED => g | PENDING,
+                _ => return false,
+            };
+            match self
+                .state
+                .compare_exchange(s, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return next & OWNER_BITS == OWNED,
+                Err(now) => s = now,
+            }
+        }
+        false
+    }
+
+    /// Takes the connection only if nobody holds it (the sweeper's visit).
+    fn claim_idle(&self, generation: u32) -> bool {
+        let g = u64::from(generation) << 32;
+        self.state
+            .compare_exchange(g | IDLE, g | OWNED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// Lets the connection go (true), unless an event came while it was
+    /// held: then it stays held and the holder must look again (false).
+    fn release(&self, generation: u32) -> bool {
+        let g = u64::from(generation) << 32;
+        if self
+            .state
+            .compare_exchange(g | OWNED, g | IDLE, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return true;
+        }
+        self.state.store(g | OWNED, Ordering::SeqCst);
+        false
+    }
+
+    /// Lets the connection go whatever came meanwhile.
+    fn let_go(&self, generation: u32) {
+        self.state
+            .store((u64::from(generation) << 32) | IDLE, Ordering::SeqCst);
+    }
+
+    /// The connection is gone: events still carrying its token are stale.
+    fn retire(&self) {
+        // 31 bits, so a token never has the listener bit.
+        let next = u64::from(self.generation().wrapping_add(1) & 0x7fff_ffff) << 32;
+        self.state.store(next | IDLE, Ordering::SeqCst);
+    }
 }
 
 struct Shared<P: Protocol> {
@@ -589,7 +686,7 @@ struct Shared<P: Protocol> {
     config: EngineConfig,
     epoll: OwnedFd,
     listeners: Vec<Listener>,
-    slots: Vec<Mutex<Slot<P::Session>>>,
+    slots: Vec<Slot<P::Session>>,
     free: Mutex<Vec<u32>>,
     open: AtomicUsize,
     paused_until: Mutex<Option<Instant>>,
@@ -605,13 +702,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A connection's epoll interest: edge-triggered input always, output only
+/// while the socket is full (a Unix socket would otherwise report every
+/// time its reader takes some bytes).
 fn conn_flags(out: bool) -> epoll::EventFlags {
-    let dir = if out {
-        epoll::EventFlags::OUT
+    let base = epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ET;
+    if out {
+        base | epoll::EventFlags::OUT
     } else {
-        epoll::EventFlags::IN
-    };
-    dir | epoll::EventFlags::RDHUP | epoll::EventFlags::ONESHOT
+        base
+    }
+}
+
+fn conn_token(generation: u32, idx: u32) -> epoll::EventData {
+    epoll::EventData::new_u64((u64::from(generation) << 32) | u64::from(idx))
 }
 
 /// Serves `protocol` on `listeners` until `shutdown` is triggered and the
@@ -642,11 +746,9 @@ pub fn serve<P: Protocol>(
         epoll,
         listeners,
         slots: (0..max)
-            .map(|_| {
-                Mutex::new(Slot {
-                    generation: 0,
-                    live: None,
-                })
+            .map(|_| Slot {
+                state: AtomicU64::new(IDLE),
+                live: Mutex::new(None),
             })
             .collect(),
         free: Mutex::new((0..max as u32).rev().collect()),
@@ -787,85 +889,159 @@ fn register<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Pee
     let Some(slot) = shared.slots.get(idx as usize) else {
         return;
     };
-    let mut slot = lock(slot);
-    let token = (u64::from(slot.generation) << 32) | u64::from(idx);
-    let live = Box::new(Live {
-        conn,
-        session,
-        deadline: Instant::now() + shared.config.idle_timeout,
-        in_request: false,
-        closing: false,
-        done: false,
-        lingering: false,
-    });
-    if let Err(e) = epoll::add(
-        &shared.epoll,
-        live.conn.stream(),
-        epoll::EventData::new_u64(token),
-        conn_flags(false),
-    ) {
-        eprintln!("gatekit: cannot watch a new connection: {e}");
-        drop(slot);
-        lock(&shared.free).push(idx);
-        return;
-    }
-    slot.live = Some(live);
+    // The slot is filled before its socket is watched (the first event may
+    // come at once), and the lock is let go first, or the worker woken by
+    // that event would sleep on it.
+    let generation = slot.generation();
+    let stream = {
+        let mut guard = lock(&slot.live);
+        let live = guard.insert(Box::new(Live {
+            conn,
+            session,
+            deadline: Instant::now() + shared.config.idle_timeout,
+            in_request: false,
+            closing: false,
+            done: false,
+            lingering: false,
+            out_armed: false,
+        }));
+        Arc::clone(&live.conn.stream)
+    };
     shared.open.fetch_add(1, Ordering::SeqCst);
+    let watched = epoll::add(
+        &shared.epoll,
+        &*stream,
+        conn_token(generation, idx),
+        conn_flags(false),
+    );
+    drop(stream);
+    if let Err(e) = watched {
+        eprintln!("gatekit: cannot watch a new connection: {e}");
+        *lock(&slot.live) = None;
+        shared.open.fetch_sub(1, Ordering::SeqCst);
+        lock(&shared.free).push(idx);
+    }
 }
 
-fn close<P: Protocol>(shared: &Shared<P>, slot: &mut Slot<P::Session>, idx: u32) {
-    if let Some(live) = slot.live.take() {
+/// Closes the connection of a slot the caller holds.
+fn close<P: Protocol>(
+    shared: &Shared<P>,
+    slot: &Slot<P::Session>,
+    live: &mut Option<Box<Live<P::Session>>>,
+    idx: u32,
+) {
+    if let Some(live) = live.take() {
         if Arc::strong_count(&live.conn.stream) > 1 {
             // Another handle keeps the descriptor open past this close, so
             // the kernel would keep it registered: take it out by hand.
             let _ = epoll::delete(&shared.epoll, live.conn.stream());
         }
         drop(live);
-        slot.generation = slot.generation.wrapping_add(1);
+        slot.retire();
         lock(&shared.free).push(idx);
         shared.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
+/// What a connection waits for after [`step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Input (the socket is registered for it, edge-triggered).
+    Read,
+    /// The socket to take more output.
+    Write,
+    /// Nothing: input may be left unread in the socket, look again now.
+    Again,
+    /// Close the connection.
+    Close,
+}
+
+/// An event for the connection `token` names. The worker that claims the
+/// connection keeps it until nothing more is to be done: events that come
+/// while it holds it (from other workers' `epoll_wait`) only leave a note,
+/// and it looks again before letting go. So there is no re-arming per
+/// request, and an edge is never lost.
 fn handle<P: Protocol>(shared: &Shared<P>, token: u64, flags: epoll::EventFlags) {
     let idx = (token & 0xffff_ffff) as u32;
     let generation = (token >> 32) as u32;
     let Some(slot) = shared.slots.get(idx as usize) else {
         return;
     };
-    let mut slot = lock(slot);
-    if slot.generation != generation {
+    if !slot.claim(generation) {
         return;
     }
-    let Some(live) = slot.live.as_deref_mut() else {
-        return;
-    };
-    let rearm = step(shared, live, flags);
-    match rearm {
-        Some(out) => {
-            let data = epoll::EventData::new_u64(token);
-            if epoll::modify(&shared.epoll, live.conn.stream(), data, conn_flags(out)).is_err() {
-                close(shared, &mut slot, idx);
+    let mut guard = lock(&slot.live);
+    // After the first round the event's flags are not known: read until
+    // the socket is empty.
+    let mut thorough = false;
+    // Each round after the first starts only because the peer sent more
+    // (or the socket took more) while the last one ran; a lingering close
+    // ends at its deadline.
+    loop {
+        let Some(live) = guard.as_deref_mut() else {
+            slot.let_go(generation);
+            return;
+        };
+        let wait = step(shared, live, flags, thorough);
+        thorough = true;
+        let wait = match wait {
+            Wait::Read | Wait::Write => {
+                let out = wait == Wait::Write;
+                if live.out_armed == out
+                    || epoll::modify(
+                        &shared.epoll,
+                        live.conn.stream(),
+                        conn_token(generation, idx),
+                        conn_flags(out),
+                    )
+                    .is_ok()
+                {
+                    live.out_armed = out;
+                    wait
+                } else {
+                    Wait::Close
+                }
+            }
+            other => other,
+        };
+        match wait {
+            Wait::Close => {
+                close(shared, slot, &mut guard, idx);
+                return;
+            }
+            Wait::Again => {}
+            Wait::Read | Wait::Write => {
+                if slot.release(generation) {
+                    return;
+                }
             }
         }
-        None => close(shared, &mut slot, idx),
     }
 }
 
-/// Advances one connection; returns what to wait for next (`Some(true)`:
-/// writable, `Some(false)`: readable) or `None` to close it.
+/// Advances one connection and says what it waits for next. `thorough`:
+/// read until the socket is empty rather than trusting a short read.
 fn step<P: Protocol>(
     shared: &Shared<P>,
     live: &mut Live<P::Session>,
     flags: epoll::EventFlags,
-) -> Option<bool> {
-    if flags.contains(epoll::EventFlags::ERR) && !flags.contains(epoll::EventFlags::IN) {
-        return None;
+    thorough: bool,
+) -> Wait {
+    if live.lingering && Instant::now() >= live.deadline {
+        // The sweeper only visits connections nobody holds; a peer that
+        // keeps sending keeps this one held, so the deadline is checked here.
+        return Wait::Close;
+    }
+    if !thorough && flags.contains(epoll::EventFlags::ERR) && !flags.contains(epoll::EventFlags::IN)
+    {
+        return Wait::Close;
     }
     if live.conn.has_pending() {
-        live.conn.try_send().ok()?;
+        if live.conn.try_send().is_err() {
+            return Wait::Close;
+        }
         if live.conn.has_pending() {
-            return Some(true);
+            return Wait::Write;
         }
     }
     if live.lingering {
@@ -874,18 +1050,25 @@ fn step<P: Protocol>(
     if live.closing {
         return start_linger(live);
     }
-    if flags.intersects(epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::HUP) {
-        live.conn.fill().ok()?;
+    let mut drained = true;
+    let hangup = epoll::EventFlags::RDHUP | epoll::EventFlags::HUP;
+    if thorough || flags.intersects(epoll::EventFlags::IN | hangup) {
+        // A peer's close that came with the data shows only in the flags:
+        // then read on to the end of input, or no later edge would tell.
+        match live.conn.fill(thorough || flags.intersects(hangup)) {
+            Ok(d) => drained = d,
+            Err(_) => return Wait::Close,
+        }
     }
     if live.conn.input().is_empty() && !live.conn.is_eof() {
-        return Some(false);
+        return Wait::Read;
     }
     let Ok(next) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         shared.protocol.on_input(&mut live.session, &mut live.conn)
     })) else {
         // Apps' panics are caught by the gateway; this is the protocol's own.
         eprintln!("gatekit: protocol handler panicked; connection closed");
-        return None;
+        return Wait::Close;
     };
     let now = Instant::now();
     match next {
@@ -911,7 +1094,8 @@ fn step<P: Protocol>(
         }
     }
     if live.conn.has_pending() {
-        return Some(true);
+        // Input left in the socket is read when the output has gone.
+        return Wait::Write;
     }
     if live.closing {
         return start_linger(live);
@@ -919,36 +1103,70 @@ fn step<P: Protocol>(
     if !live.in_request {
         live.conn.release_idle_buffers();
     }
-    Some(false)
+    // Input left in the socket gives no new edge: read it now, unless the
+    // protocol leaves a full buffer unread (then the request times out).
+    if !drained && live.conn.input().len() < INPUT_CAP {
+        return Wait::Again;
+    }
+    Wait::Read
 }
 
 /// Everything is written and the connection is to close: close at once if
 /// the peer has nothing more to send, else half-close and drain for a while.
-fn start_linger<S>(live: &mut Live<S>) -> Option<bool> {
+fn start_linger<S>(live: &mut Live<S>) -> Wait {
     if live.conn.is_eof() || live.done {
-        return None;
+        return Wait::Close;
     }
-    live.conn
+    if live
+        .conn
         .stream()
         .shutdown(std::net::Shutdown::Write)
-        .ok()?;
+        .is_err()
+    {
+        return Wait::Close;
+    }
     live.lingering = true;
     live.deadline = Instant::now() + LINGER;
     drain_input(live)
 }
 
-fn drain_input<S>(live: &mut Live<S>) -> Option<bool> {
+fn drain_input<S>(live: &mut Live<S>) -> Wait {
     let mut scratch = [0u8; 4096];
     for _ in 0..64 {
         match (&*live.conn.stream).read(&mut scratch) {
-            Ok(0) => return None,
+            Ok(0) => return Wait::Close,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(false),
-            Err(_) => return None,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Wait::Read,
+            Err(_) => return Wait::Close,
         }
     }
-    Some(false)
+    Wait::Again
+}
+
+/// The sweeper lets go of a connection it visited. An event that came
+/// meanwhile is handed to the workers: re-registering makes epoll report
+/// the socket again if it is ready (the sweeper never runs a protocol).
+fn hand_back<S>(epoll_fd: &OwnedFd, slot: &Slot<S>, generation: u32, idx: u32, live: &Live<S>) {
+    // Each turn needs a worker to have taken the re-reported event in
+    // the instant before the release; it settles at once.
+    for _ in 0..64 {
+        if slot.release(generation) {
+            return;
+        }
+        if epoll::modify(
+            epoll_fd,
+            live.conn.stream(),
+            conn_token(generation, idx),
+            conn_flags(live.out_armed),
+        )
+        .is_err()
+        {
+            break;
+        }
+    }
+    // Never leave it owned by nobody: the next visit can still time it out.
+    slot.let_go(generation);
 }
 
 fn sweeper<P: Protocol>(shared: &Shared<P>) {
@@ -983,10 +1201,15 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
         }
         let drain_over = drain_deadline.is_some_and(|d| now >= d);
         for (idx, slot) in shared.slots.iter().enumerate() {
-            let Ok(mut slot) = slot.try_lock() else {
+            let generation = slot.generation();
+            if !slot.claim_idle(generation) {
+                // A worker holds it (its timeouts wait for it to let go).
                 continue;
-            };
-            let Some(live) = slot.live.as_deref_mut() else {
+            }
+            let mut guard = lock(&slot.live);
+            let Some(live) = guard.as_deref_mut() else {
+                // Empty: no socket, so no event can have come.
+                slot.let_go(generation);
                 continue;
             };
             let idle = !live.in_request && !live.conn.has_pending();
@@ -1006,7 +1229,9 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
                         .on_timeout(&mut live.session, &mut live.conn, in_request);
                     let _ = live.conn.try_send();
                 }
-                close(shared, &mut slot, idx as u32);
+                close(shared, slot, &mut guard, idx as u32);
+            } else {
+                hand_back(&shared.epoll, slot, generation, idx as u32, live);
             }
         }
         if stopping && (shared.open.load(Ordering::SeqCst) == 0 || drain_over) {
