@@ -4,6 +4,7 @@ mod bench;
 mod owner;
 mod request;
 
+use gatekit::util::percent_decode;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -219,25 +220,6 @@ fn is_isindex_argv(argv: &[OsString]) -> bool {
             .iter()
             .zip(argv)
             .all(|(w, a)| w.as_slice() == a.as_encoded_bytes())
-}
-
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while let Some(&b) = s.get(i) {
-        let hex = |j: usize| s.get(j).and_then(|c| char::from(*c).to_digit(16));
-        match (b, hex(i + 1), hex(i + 2)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
-                i += 3;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

@@ -45,6 +45,7 @@
 
 pub mod response;
 
+use gatekit_core::util::percent_decode;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt;
@@ -343,28 +344,6 @@ fn log(errors: &SharedErrors, script: &Path, what: &str) {
 fn error_page(sr: &mut StartResponse<'_>, status: &'static str) -> Result<Body, BoxError> {
     sr.start(status, [("Content-Type", "text/plain; charset=utf-8")])?;
     Ok(Body::from(format!("{status}\n")))
-}
-
-/// Decodes `%XX` escapes; a `%` not followed by two hex digits stays as it is.
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| char::from(b).to_digit(16);
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while let Some(&b) = s.get(i) {
-        if b == b'%' {
-            if let (Some(h), Some(l)) = (
-                s.get(i + 1).copied().and_then(hex),
-                s.get(i + 2).copied().and_then(hex),
-            ) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b);
-        i += 1;
-    }
-    out
 }
 
 impl App for CgiHost {

@@ -1,5 +1,6 @@
 //! What to send, and what came back.
 
+use gatekit_core::util::percent_decode;
 use std::path::PathBuf;
 
 use crate::{Error, Target};
@@ -153,27 +154,6 @@ pub(crate) fn host_header(target: &Target) -> String {
         Target::Unix(_) => "localhost".to_owned(),
         Target::Tcp { .. } => target.to_string(),
     }
-}
-
-/// `%XX` decoded; a `%` not followed by two hex digits is kept as it is.
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while let Some(&b) = s.get(i) {
-        let hex = |j: usize| s.get(j).and_then(|c| char::from(*c).to_digit(16));
-        match (b, hex(i + 1), hex(i + 2)) {
-            (b'%', Some(h), Some(l)) => {
-                // Two hex digits make at most 255.
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// A backend's response.

@@ -50,6 +50,43 @@ pub fn parse_content_length(v: &[u8]) -> Option<u64> {
     })
 }
 
+/// Decodes `%XX` escapes (RFC 3986 §2.1) into bytes, as CGI's `PATH_INFO`
+/// wants it ("not URL-encoded", RFC 3875 §4.1.5): `%2F` becomes `/` like any
+/// other byte. A `%` not followed by two hex digits (`%zz`, a trailing `%`)
+/// is kept as it is; `+` is not a space (that belongs to form decoding). The
+/// result may be any bytes, not necessarily UTF-8.
+#[must_use]
+pub fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    percent_decode_each(input, |b| out.push(b));
+    out
+}
+
+/// [`percent_decode`], handing each byte of the result to `emit` (to decode
+/// into a buffer that is not a `Vec`, without an intermediate copy).
+pub fn percent_decode_each(input: &[u8], mut emit: impl FnMut(u8)) {
+    let hex = |b: Option<&u8>| -> Option<u8> {
+        match *b? {
+            b @ b'0'..=b'9' => Some(b - b'0'),
+            b @ b'a'..=b'f' => Some(b - b'a' + 10),
+            b @ b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    };
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        if b == b'%' {
+            if let (Some(high), Some(low)) = (hex(input.get(i + 1)), hex(input.get(i + 2))) {
+                emit((high << 4) | low);
+                i += 3;
+                continue;
+            }
+        }
+        emit(b);
+        i += 1;
+    }
+}
+
 /// Writes `n` in decimal into `buf` and returns the digits, with no
 /// allocation (for `Content-Length` values and port numbers).
 ///

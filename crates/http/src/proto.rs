@@ -1348,40 +1348,8 @@ const NOT_HTTP_VARS: [&[u8]; 5] = [
     b"proxy",
 ];
 
-/// Decodes `%XX` escapes into the bytes they stand for, losslessly.
-///
-/// Every `%` followed by two hex digits becomes that byte, **including `%2F`,
-/// which becomes a `/` byte**: the result can no longer tell an encoded slash
-/// from a path separator. That is what CGI asks for (RFC 3875 §4.1.5: `PATH_INFO`
-/// "is not URL-encoded") and what `wsgiref.simple_server` does; an app that
-/// needs the distinction reads the raw `REQUEST_URI`. A `%` not followed by two
-/// hex digits (`%zz`, a trailing `%`) is kept as it is. `+` is not a space
-/// here; that rule belongs to form decoding of the query. The result may be
-/// any bytes, not necessarily UTF-8.
-#[must_use]
-pub fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len());
-    percent_decode_each(input, |b| out.push(b));
-    out
-}
-
-/// [`percent_decode`], handing each byte of the result to `emit`.
-fn percent_decode_each(input: &[u8], mut emit: impl FnMut(u8)) {
-    let mut i = 0;
-    while let Some(&b) = input.get(i) {
-        if b == b'%' {
-            let high = input.get(i + 1).copied().and_then(hex_value);
-            let low = input.get(i + 2).copied().and_then(hex_value);
-            if let (Some(high), Some(low)) = (high, low) {
-                emit((high << 4) | low);
-                i += 3;
-                continue;
-            }
-        }
-        emit(b);
-        i += 1;
-    }
-}
+pub use gatekit_core::util::percent_decode;
+use gatekit_core::util::percent_decode_each;
 
 /// The CGI meta-variables a request head determines (RFC 3875 §4.1, PEP 3333
 /// "environ Variables"), as byte pairs, in this order:

@@ -19,6 +19,7 @@
 //! SCGI has no authentication, so TCP peers are checked against
 //! [`ServerConfig::allow`] (loopback by default) and others are closed at once.
 
+use gatekit_core::util::percent_decode;
 use std::fs::File;
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
@@ -484,34 +485,6 @@ fn strip_scheme_and_authority(path: &[u8]) -> &[u8] {
         Some(i) => after_scheme.get(i..).unwrap_or_default(),
         None => b"/",
     }
-}
-
-/// Decodes `%XX` escapes to bytes; a `%` not followed by two hex digits
-/// stays as it is.
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    fn hex(b: Option<&u8>) -> Option<u8> {
-        let b = *b?;
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while let Some(&b) = s.get(i) {
-        if b == b'%' {
-            if let (Some(hi), Some(lo)) = (hex(s.get(i + 1)), hex(s.get(i + 2))) {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b);
-        i += 1;
-    }
-    out
 }
 
 /// The gateway's view of one SCGI connection.
