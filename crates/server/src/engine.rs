@@ -2,9 +2,16 @@
 //!
 //! # Design
 //!
-//! One epoll instance is shared by a pool of worker threads. Every
-//! connection stays registered, edge-triggered, for its whole life (no
-//! `epoll_ctl` per request); which thread owns it is an atomic state in its
+//! One epoll instance is shared by a pool of worker threads. The listeners
+//! are one-shot: a worker woken by one accepts a single connection,
+//! re-arms the listener (epoll then wakes another worker if more
+//! connections wait) and serves the connection at once, on its own thread,
+//! without registering it (a web server writes its request right after
+//! connecting, so it is usually there to read). A connection is registered, edge-triggered, the first
+//! time it has to wait for input or for the socket to take output, and stays
+//! registered for the rest of its life (no `epoll_ctl` per request). So a
+//! connection that carries one request costs accept, read, write and close,
+//! and nothing else. Which thread owns a connection is an atomic state in its
 //! slot: nobody, a thread, or a thread with an event to look at. A worker
 //! that gets an event claims the connection; an event that comes while
 //! another thread owns it only leaves that note, and the owner looks again
@@ -584,6 +591,9 @@ struct Live<S> {
     lingering: bool,
     /// The socket is registered for output too (while it is full).
     out_armed: bool,
+    /// The socket is registered with epoll (a connection served at once by
+    /// the thread that accepted it is not, until it has to wait).
+    watched: bool,
 }
 
 /// How long a closing connection's input is drained after our last byte.
@@ -737,7 +747,7 @@ pub fn serve<P: Protocol>(
             &epoll,
             l,
             epoll::EventData::new_u64(LISTENER_BIT | i as u64),
-            epoll::EventFlags::IN | epoll::EventFlags::ONESHOT,
+            LISTENER_FLAGS,
         )?;
     }
     let max = config.max_connections.clamp(1, u32::MAX as usize);
@@ -817,109 +827,174 @@ fn worker<P: Protocol>(shared: &Shared<P>) {
     }
 }
 
-fn rearm_listener<P: Protocol>(shared: &Shared<P>, i: usize) {
+/// A listener's epoll interest: one-shot. The worker it wakes takes one
+/// connection and re-arms it before serving that connection, so another
+/// worker is woken only when more connections are waiting (level-triggered,
+/// epoll would wake a second worker for every connection).
+const LISTENER_FLAGS: epoll::EventFlags = epoll::EventFlags::IN.union(epoll::EventFlags::ONESHOT);
+
+/// Re-arms a listener (`on`), or leaves it without interest (while
+/// accepting is paused; the sweeper turns it back on).
+fn arm_listener<P: Protocol>(shared: &Shared<P>, i: usize, on: bool) {
     if let Some(l) = shared.listeners.get(i) {
         let data = epoll::EventData::new_u64(LISTENER_BIT | i as u64);
-        if let Err(e) = epoll::modify(
-            &shared.epoll,
-            l,
-            data,
-            epoll::EventFlags::IN | epoll::EventFlags::ONESHOT,
-        ) {
-            eprintln!("gatekit: cannot re-arm a listener: {e}");
+        let flags = if on {
+            LISTENER_FLAGS
+        } else {
+            epoll::EventFlags::empty()
+        };
+        match epoll::modify(&shared.epoll, l, data, flags) {
+            // Taken out by the sweeper: stopping.
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => eprintln!("gatekit: cannot re-arm a listener: {e}"),
         }
     }
 }
 
+/// Takes one connection waiting on listener `i` and serves it on this
+/// thread at once: its request has usually arrived with it (a web server
+/// writes right after connecting), so it needs no registration and no
+/// wake-up when the request is all there. It is registered with epoll only
+/// when it has to wait.
 fn accept<P: Protocol>(shared: &Shared<P>, i: usize) {
     let Some(listener) = shared.listeners.get(i) else {
         return;
     };
-    if shared.stopping.is_triggered() {
+    if shared.stopping.is_triggered() || is_paused(shared) {
+        // Not re-armed: the sweeper does that when the pause is over.
         return;
     }
-    for _ in 0..64 {
-        let Some(idx) = lock(&shared.free).pop() else {
-            // Full: leave new connections in the backlog; the sweeper
-            // re-arms the listeners when a slot frees up.
-            pause(shared, Duration::from_millis(20));
-            return;
-        };
-        match listener.accept_nonblocking() {
-            Ok((stream, peer)) => register(shared, idx, stream, peer),
-            Err(e) => {
-                lock(&shared.free).push(idx);
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    break;
+    let Some(idx) = lock(&shared.free).pop() else {
+        // Full: leave new connections in the backlog until a slot frees up
+        // (the listener stays disarmed; the sweeper re-arms it).
+        pause(shared, Duration::from_millis(20));
+        return;
+    };
+    let accepted = listener.accept_nonblocking();
+    arm_listener(shared, i, true);
+    match accepted {
+        Ok((stream, peer)) => {
+            if let Some(generation) = adopt(shared, idx, stream, peer) {
+                if let Some(slot) = shared.slots.get(idx as usize) {
+                    drive(shared, slot, idx, generation, epoll::EventFlags::IN);
                 }
-                if is_transient_accept_error(&e) {
-                    if e.kind() != io::ErrorKind::Interrupted
-                        && e.raw_os_error() != Some(Errno::CONNABORTED.raw_os_error())
-                    {
-                        eprintln!("gatekit: accept: {e}; pausing accepts briefly");
-                        pause(shared, Duration::from_millis(100));
-                        return;
-                    }
-                    continue;
-                }
-                eprintln!("gatekit: accept: {e}");
-                pause(shared, Duration::from_millis(100));
-                return;
             }
         }
+        Err(e) => {
+            lock(&shared.free).push(idx);
+            if e.kind() == io::ErrorKind::WouldBlock
+                || e.kind() == io::ErrorKind::Interrupted
+                || e.raw_os_error() == Some(Errno::CONNABORTED.raw_os_error())
+            {
+                // Another worker took it, or it went away.
+                return;
+            }
+            if is_transient_accept_error(&e) {
+                eprintln!("gatekit: accept: {e}; pausing accepts briefly");
+            } else {
+                eprintln!("gatekit: accept: {e}");
+            }
+            // Re-armed above: take that back until the pause is over.
+            pause(shared, Duration::from_millis(100));
+            arm_listener(shared, i, false);
+        }
     }
-    rearm_listener(shared, i);
+}
+
+fn is_paused<P: Protocol>(shared: &Shared<P>) -> bool {
+    lock(&shared.paused_until).is_some()
 }
 
 fn pause<P: Protocol>(shared: &Shared<P>, d: Duration) {
     *lock(&shared.paused_until) = Some(Instant::now() + d);
 }
 
-fn register<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Peer) {
+/// Puts a new connection in slot `idx` (after the allow-list check), held
+/// by this thread and not yet watched by epoll, and returns its slot's
+/// generation for [`drive`]; `None` if it was refused.
+fn adopt<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Peer) -> Option<u32> {
     if let (Some(nets), Peer::Tcp(addr)) = (&shared.config.allow, &peer) {
         if !is_allowed(nets, addr.ip()) {
             eprintln!("gatekit: connection from {addr} refused: not in the allow list");
             drop(stream);
             lock(&shared.free).push(idx);
-            return;
+            return None;
         }
     }
     let conn = Conn::new(stream, peer, &shared.config, Arc::clone(&shared.watches));
     let session = shared.protocol.session(&peer, &conn);
+    let slot = shared.slots.get(idx as usize)?;
+    let generation = slot.generation();
+    // Nobody else can know of it yet (the sweeper visits only slots nobody
+    // holds), so this always takes it, and it is held from here on.
+    if !slot.claim(generation) {
+        lock(&shared.free).push(idx);
+        return None;
+    }
+    *lock(&slot.live) = Some(Box::new(Live {
+        conn,
+        session,
+        deadline: Instant::now() + shared.config.idle_timeout,
+        in_request: false,
+        closing: false,
+        done: false,
+        lingering: false,
+        out_armed: false,
+        watched: false,
+    }));
+    shared.open.fetch_add(1, Ordering::SeqCst);
+    Some(generation)
+}
+
+/// On stop: takes every connection already waiting on listener `i` and
+/// hands it to the workers, so a request that arrived before the stop is
+/// answered (with the connection closed after it) rather than reset when
+/// the listener closes.
+fn take_backlog<P: Protocol>(shared: &Shared<P>, i: usize) {
+    let Some(listener) = shared.listeners.get(i) else {
+        return;
+    };
+    for _ in 0..shared.slots.len() {
+        let Some(idx) = lock(&shared.free).pop() else {
+            return;
+        };
+        match listener.accept_nonblocking() {
+            Ok((stream, peer)) => register(shared, idx, stream, peer),
+            Err(e) => {
+                lock(&shared.free).push(idx);
+                if e.kind() != io::ErrorKind::Interrupted
+                    && e.raw_os_error() != Some(Errno::CONNABORTED.raw_os_error())
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Puts a new connection in slot `idx` and watches it: the first worker
+/// its input wakes serves it.
+fn register<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Peer) {
+    let Some(generation) = adopt(shared, idx, stream, peer) else {
+        return;
+    };
     let Some(slot) = shared.slots.get(idx as usize) else {
         return;
     };
-    // The slot is filled before its socket is watched (the first event may
-    // come at once), and the lock is let go first, or the worker woken by
-    // that event would sleep on it.
-    let generation = slot.generation();
-    let stream = {
-        let mut guard = lock(&slot.live);
-        let live = guard.insert(Box::new(Live {
-            conn,
-            session,
-            deadline: Instant::now() + shared.config.idle_timeout,
-            in_request: false,
-            closing: false,
-            done: false,
-            lingering: false,
-            out_armed: false,
-        }));
-        Arc::clone(&live.conn.stream)
-    };
-    shared.open.fetch_add(1, Ordering::SeqCst);
-    let watched = epoll::add(
-        &shared.epoll,
-        &*stream,
-        conn_token(generation, idx),
-        conn_flags(false),
-    );
-    drop(stream);
-    if let Err(e) = watched {
-        eprintln!("gatekit: cannot watch a new connection: {e}");
-        *lock(&slot.live) = None;
-        shared.open.fetch_sub(1, Ordering::SeqCst);
-        lock(&shared.free).push(idx);
+    let mut guard = lock(&slot.live);
+    let watched = guard.as_deref_mut().is_some_and(|live| {
+        live.watched = epoll::add(
+            &shared.epoll,
+            live.conn.stream(),
+            conn_token(generation, idx),
+            conn_flags(false),
+        )
+        .is_ok();
+        live.watched
+    });
+    match guard.as_deref() {
+        Some(live) if watched => hand_back(&shared.epoll, slot, generation, idx, live),
+        _ => close(shared, slot, &mut guard, idx),
     }
 }
 
@@ -970,6 +1045,18 @@ fn handle<P: Protocol>(shared: &Shared<P>, token: u64, flags: epoll::EventFlags)
     if !slot.claim(generation) {
         return;
     }
+    drive(shared, slot, idx, generation, flags);
+}
+
+/// Serves the connection of a slot this thread has claimed, for as long as
+/// it has something to do, then lets it go (or closes it).
+fn drive<P: Protocol>(
+    shared: &Shared<P>,
+    slot: &Slot<P::Session>,
+    idx: u32,
+    generation: u32,
+    flags: epoll::EventFlags,
+) {
     let mut guard = lock(&slot.live);
     // After the first round the event's flags are not known: read until
     // the socket is empty.
@@ -987,7 +1074,22 @@ fn handle<P: Protocol>(shared: &Shared<P>, token: u64, flags: epoll::EventFlags)
         let wait = match wait {
             Wait::Read | Wait::Write => {
                 let out = wait == Wait::Write;
-                if live.out_armed == out
+                if !live.watched {
+                    // Registering reports the socket at once if it is ready.
+                    let added = epoll::add(
+                        &shared.epoll,
+                        live.conn.stream(),
+                        conn_token(generation, idx),
+                        conn_flags(out),
+                    );
+                    if added.is_ok() {
+                        live.watched = true;
+                        live.out_armed = out;
+                        wait
+                    } else {
+                        Wait::Close
+                    }
+                } else if live.out_armed == out
                     || epoll::modify(
                         &shared.epoll,
                         live.conn.stream(),
@@ -1177,8 +1279,9 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
         let now = Instant::now();
         let stopping = shared.stopping.is_triggered();
         if stopping && shared.accepting.swap(false, Ordering::SeqCst) {
-            for l in &shared.listeners {
+            for (i, l) in shared.listeners.iter().enumerate() {
                 let _ = epoll::delete(&shared.epoll, l);
+                take_backlog(shared, i);
             }
             drain_deadline = Some(now + shared.config.shutdown_grace);
         }
@@ -1195,7 +1298,7 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
             };
             if resume {
                 for i in 0..shared.listeners.len() {
-                    rearm_listener(shared, i);
+                    arm_listener(shared, i, true);
                 }
             }
         }

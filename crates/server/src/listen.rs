@@ -583,6 +583,9 @@ fn bind_tcp(sa: SocketAddr, label: &str, opts: &ListenOptions) -> Result<Listene
     if opts.reuse_addr {
         sockopt::set_socket_reuseaddr(&fd, true).map_err(bind_err)?;
     }
+    // Before listen(), so every connection inherits it (one inherited with
+    // connections already queued gets it per connection instead).
+    let nodelay_inherited = sockopt::set_tcp_nodelay(&fd, true).is_ok();
     rnet::bind(&fd, &sa).map_err(bind_err)?;
     rnet::listen(&fd, opts.backlog()).map_err(|e| {
         Error::with_io(
@@ -592,7 +595,9 @@ fn bind_tcp(sa: SocketAddr, label: &str, opts: &ListenOptions) -> Result<Listene
             e,
         )
     })?;
-    Ok(Listener::new(Sock::Tcp(TcpListener::from(fd))))
+    let mut listener = Listener::new(Sock::Tcp(TcpListener::from(fd)));
+    listener.nodelay_inherited = nodelay_inherited;
+    Ok(listener)
 }
 
 fn bind_unix(path: &Path, label: &str, opts: &ListenOptions) -> Result<Listener, Error> {
@@ -759,6 +764,10 @@ fn remove_stale_socket(path: &Path, sun: &SocketAddrUnix, label: &str) -> Result
 pub struct Listener {
     sock: Sock,
     name: Option<String>,
+    /// `TCP_NODELAY` was set on the socket before it listened, so every
+    /// connection it accepts starts with it (Linux copies it into the
+    /// accepted socket): one `setsockopt` per listener, not per connection.
+    nodelay_inherited: bool,
 }
 
 #[derive(Debug)]
@@ -776,7 +785,11 @@ enum Family {
 
 impl Listener {
     fn new(sock: Sock) -> Self {
-        Listener { sock, name: None }
+        Listener {
+            sock,
+            name: None,
+            nodelay_inherited: false,
+        }
     }
 
     fn from_checked(fd: OwnedFd, family: Family) -> Self {
@@ -896,9 +909,11 @@ impl Listener {
                     .and_then(|a| SocketAddr::try_from(a).ok())
                     .ok_or_else(|| io::Error::from(Errno::CONNABORTED))?;
                 let stream = TcpStream::from(fd);
-                // Ignored: this fails only once the peer has reset the
-                // connection, and the first read or write reports that.
-                let _ = stream.set_nodelay(true);
+                if !self.nodelay_inherited {
+                    // Ignored: this fails only once the peer has reset the
+                    // connection, and the first read or write reports that.
+                    let _ = stream.set_nodelay(true);
+                }
                 Ok((Stream::Tcp(stream), Peer::Tcp(peer)))
             }
             Sock::Unix(_) => Ok((Stream::Unix(UnixStream::from(fd)), Peer::Unix)),
@@ -964,6 +979,7 @@ impl Listener {
         Ok(Listener {
             sock,
             name: self.name.clone(),
+            nodelay_inherited: self.nodelay_inherited,
         })
     }
 }
