@@ -63,6 +63,16 @@ pub(crate) struct Vars {
     entries: Vec<Entry>,
     /// Bytes of `buf` no entry refers to any more (replaced or removed).
     garbage: usize,
+    /// One bit per tag hash of every name ever set (never cleared): a name
+    /// whose bit is clear is not here, so building an environ of distinct
+    /// names does not search the list once per name.
+    seen: [u64; 4],
+}
+
+/// The bit of `tag` in [`Vars::seen`]: which of the 4 words, and the mask.
+fn seen_bit(tag: u32) -> (usize, u64) {
+    let h = tag.wrapping_mul(0x9e37_79b1) >> 24;
+    ((h >> 6) as usize & 3, 1u64 << (h & 63))
 }
 
 impl Vars {
@@ -77,6 +87,7 @@ impl Vars {
             buf,
             entries,
             garbage: 0,
+            seen: [0; 4],
         }
     }
 
@@ -87,6 +98,10 @@ impl Vars {
     /// The index of the entry called `name`.
     fn search(&self, name: &[u8]) -> Option<usize> {
         let tag = tag(name);
+        let (word, mask) = seen_bit(tag);
+        if self.seen.get(word).is_none_or(|w| w & mask == 0) {
+            return None;
+        }
         self.entries
             .iter()
             .position(|e| e.tag == tag && self.bytes(e.name()) == name)
@@ -99,6 +114,15 @@ impl Vars {
 
     pub(crate) fn contains(&self, name: &[u8]) -> bool {
         self.search(name).is_some()
+    }
+
+    /// Adds a new entry (its name not there yet).
+    fn add(&mut self, e: Entry) {
+        let (word, mask) = seen_bit(e.tag);
+        if let Some(w) = self.seen.get_mut(word) {
+            *w |= mask;
+        }
+        self.entries.push(e);
     }
 
     /// Appends `bytes` to the buffer; their range.
@@ -125,7 +149,7 @@ impl Vars {
             None => {
                 let tag = tag(name);
                 let name = self.push(name);
-                self.entries.push(Entry { tag, name, value });
+                self.add(Entry { tag, name, value });
             }
         }
     }
@@ -139,7 +163,7 @@ impl Vars {
             let tag = tag(name);
             let name = self.push(name);
             let value = self.push(value);
-            self.entries.push(Entry { tag, name, value });
+            self.add(Entry { tag, name, value });
         }
     }
 
@@ -248,6 +272,30 @@ mod tests {
             ]
         );
         assert!(v.contains(b"d") && !v.contains(b"c"));
+    }
+
+    #[test]
+    fn many_names_sharing_filter_bits_are_each_found_and_replaced() {
+        // 600 names over 256 filter bits: every bit is shared many times.
+        let mut v = Vars::new();
+        let names: Vec<Vec<u8>> = (0..600)
+            .map(|i| format!("HTTP_X_{i}").into_bytes())
+            .collect();
+        for n in &names {
+            v.set(n, b"1");
+        }
+        for n in &names {
+            v.set(n, n);
+        }
+        assert_eq!(v.len(), names.len());
+        for n in &names {
+            assert_eq!(v.get(n), Some(&n[..]));
+        }
+        assert_eq!(v.get(b"HTTP_X_600"), None);
+        assert_eq!(v.remove(b"HTTP_X_7"), Some(b"HTTP_X_7".to_vec()));
+        assert!(!v.contains(b"HTTP_X_7"));
+        v.set(b"HTTP_X_7", b"again");
+        assert_eq!(v.get(b"HTTP_X_7"), Some(&b"again"[..]));
     }
 
     #[test]
