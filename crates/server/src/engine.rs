@@ -654,7 +654,8 @@ impl<S> Slot<S> {
         false
     }
 
-    /// Takes the connection only if nobody holds it (the sweeper's visit).
+    /// Takes the connection only if nobody holds it (the sweeper's visit,
+    /// and a new connection taking a free slot).
     fn claim_idle(&self, generation: u32) -> bool {
         let g = u64::from(generation) << 32;
         self.state
@@ -925,9 +926,19 @@ fn adopt<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Peer) 
     let session = shared.protocol.session(&peer, &conn);
     let slot = shared.slots.get(idx as usize)?;
     let generation = slot.generation();
-    // Nobody else can know of it yet (the sweeper visits only slots nobody
-    // holds), so this always takes it, and it is held from here on.
-    if !slot.claim(generation) {
+    // No event can name a free slot, but the sweeper's round holds each
+    // slot for an instant, empty ones too: wait for it to let go (a drop
+    // here would reset the client's connection).
+    let mut claimed = false;
+    for _ in 0..100_000 {
+        if slot.claim_idle(generation) {
+            claimed = true;
+            break;
+        }
+        std::thread::yield_now();
+    }
+    if !claimed {
+        eprintln!("gatekit: a connection's slot stayed held; connection dropped");
         lock(&shared.free).push(idx);
         return None;
     }
@@ -1357,4 +1368,72 @@ fn readable(stream: &Stream) -> bool {
         tv_nsec: 0,
     };
     matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listen::{Addr, ListenOptions, bind};
+    use std::net::TcpStream;
+
+    struct Silent;
+
+    impl Protocol for Silent {
+        type Session = ();
+        fn session(&self, _peer: &Peer, _conn: &Conn) {}
+        fn on_input(&self, _session: &mut (), _conn: &mut Conn) -> Next {
+            Next::Idle
+        }
+    }
+
+    fn shared(listener: Listener) -> Shared<Silent> {
+        Shared {
+            protocol: Silent,
+            config: EngineConfig::default(),
+            epoll: epoll::create(epoll::CreateFlags::CLOEXEC).unwrap(),
+            listeners: vec![listener],
+            slots: (0..2)
+                .map(|_| Slot {
+                    state: AtomicU64::new(IDLE),
+                    live: Mutex::new(None),
+                })
+                .collect(),
+            free: Mutex::new(vec![1, 0]),
+            open: AtomicUsize::new(0),
+            paused_until: Mutex::new(None),
+            stopping: Shutdown::new(),
+            accepting: AtomicBool::new(true),
+            done: AtomicBool::new(false),
+            watches: Arc::new(Watches::default()),
+        }
+    }
+
+    /// The sweeper's round holds every slot for an instant, free ones too.
+    /// A connection accepted into a slot it holds must wait for it, not be
+    /// dropped (which reset the client's connection: seen under load).
+    #[test]
+    fn a_new_connection_waits_for_the_sweeper_to_let_go_of_its_slot() {
+        let addr: Addr = "127.0.0.1:0".parse().unwrap();
+        let listener = bind(&addr, &ListenOptions::default()).unwrap();
+        let Ok(Addr::Ip(at)) = listener.local_addr() else {
+            panic!("not TCP")
+        };
+        let shared = shared(listener);
+        let _client = TcpStream::connect(at).unwrap();
+        let (stream, peer) = shared.listeners[0].accept().unwrap();
+        let idx = lock(&shared.free).pop().unwrap();
+        let slot = &shared.slots[idx as usize];
+        let generation = slot.generation();
+        assert!(slot.claim_idle(generation), "the sweeper's visit");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                slot.let_go(generation);
+            });
+            assert_eq!(adopt(&shared, idx, stream, peer), Some(generation));
+        });
+        assert!(lock(&slot.live).is_some());
+        assert!(!slot.claim_idle(generation), "held by the adopting thread");
+        assert_eq!(shared.open.load(Ordering::SeqCst), 1);
+    }
 }
