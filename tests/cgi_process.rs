@@ -23,7 +23,19 @@ fn cgi_bin(bin: &std::path::Path, vars: &[(&str, &[u8])], args: &[&str], stdin: 
     for (k, v) in vars {
         cmd.env(k, std::ffi::OsStr::from_bytes(v));
     }
-    let mut child = cmd.spawn().unwrap();
+    // A copy of the binary written just before (nph_name_...) can still be
+    // open for writing in a child another test thread has forked and not
+    // yet exec'd, and exec then fails with ETXTBSY: wait for it to go.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 200 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            spawned => break spawned.unwrap(),
+        }
+    };
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
