@@ -7,12 +7,12 @@
 //! re-arms the listener (epoll then wakes another worker if more
 //! connections wait) and serves the connection at once, on its own thread,
 //! without registering it (a web server writes its request right after
-//! connecting, so it is usually there to read). A connection is registered, edge-triggered, the first
-//! time it has to wait for input or for the socket to take output, and stays
-//! registered for the rest of its life (no `epoll_ctl` per request). So a
-//! connection that carries one request costs accept, read, write and close,
-//! and nothing else. Which thread owns a connection is an atomic state in its
-//! slot: nobody, a thread, or a thread with an event to look at. A worker
+//! connecting, so it is usually there to read). A connection is registered,
+//! edge-triggered, the first time it has to wait for input or for the socket
+//! to take output, and stays registered for the rest of its life (no
+//! `epoll_ctl` per request). So a connection that carries one request costs
+//! accept, read, write and close, and nothing else. Which thread owns a
+//! connection is an atomic state in its slot: nobody, a thread, or a thread with an event to look at. A worker
 //! that gets an event claims the connection; an event that comes while
 //! another thread owns it only leaves that note, and the owner looks again
 //! (reading until the socket is empty) before it lets go, so an edge is
@@ -616,8 +616,9 @@ const OWNER_BITS: u64 = 3;
 /// meant for a closed connection is told from one for the slot's next)
 /// and who holds it in its low bits: nobody ([`IDLE`]), a thread
 /// ([`OWNED`]), or a thread that has an event to look at ([`PENDING`]).
-/// Only the thread holding a connection locks `live`, so that lock is never
-/// waited for (except by `register` filling a fresh slot).
+/// Only the thread holding a connection locks `live`, so that lock is
+/// waited for only in the instant after a holder that still has it locked
+/// hands the connection back ([`hand_back`]).
 struct Slot<S> {
     state: AtomicU64,
     live: Mutex<Option<Box<Live<S>>>>,
@@ -661,6 +662,19 @@ impl<S> Slot<S> {
         self.state
             .compare_exchange(g | IDLE, g | OWNED, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
+    }
+
+    /// Takes a free slot for a new connection. No event can name it, but
+    /// the sweeper's round holds every slot for an instant, free ones too:
+    /// wait for it to let go. False only if it stays held (it should not).
+    fn take_fresh(&self, generation: u32) -> bool {
+        for _ in 0..100_000 {
+            if self.claim_idle(generation) {
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        false
     }
 
     /// Lets the connection go (true), unless an event came while it was
@@ -875,10 +889,8 @@ fn accept<P: Protocol>(shared: &Shared<P>, i: usize) {
     arm_listener(shared, i, true);
     match accepted {
         Ok((stream, peer)) => {
-            if let Some(generation) = adopt(shared, idx, stream, peer) {
-                if let Some(slot) = shared.slots.get(idx as usize) {
-                    drive(shared, slot, idx, generation, epoll::EventFlags::IN);
-                }
+            if let Some((slot, generation)) = adopt(shared, idx, stream, peer) {
+                drive(shared, slot, idx, generation, epoll::EventFlags::IN);
             }
         }
         Err(e) => {
@@ -911,9 +923,14 @@ fn pause<P: Protocol>(shared: &Shared<P>, d: Duration) {
 }
 
 /// Puts a new connection in slot `idx` (after the allow-list check), held
-/// by this thread and not yet watched by epoll, and returns its slot's
-/// generation for [`drive`]; `None` if it was refused.
-fn adopt<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Peer) -> Option<u32> {
+/// by this thread and not yet watched by epoll, and returns the slot and
+/// its generation for [`drive`]; `None` if it was refused.
+fn adopt<P: Protocol>(
+    shared: &Shared<P>,
+    idx: u32,
+    stream: Stream,
+    peer: Peer,
+) -> Option<(&Slot<P::Session>, u32)> {
     if let (Some(nets), Peer::Tcp(addr)) = (&shared.config.allow, &peer) {
         if !is_allowed(nets, addr.ip()) {
             eprintln!("gatekit: connection from {addr} refused: not in the allow list");
@@ -926,18 +943,8 @@ fn adopt<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Peer) 
     let session = shared.protocol.session(&peer, &conn);
     let slot = shared.slots.get(idx as usize)?;
     let generation = slot.generation();
-    // No event can name a free slot, but the sweeper's round holds each
-    // slot for an instant, empty ones too: wait for it to let go (a drop
-    // here would reset the client's connection).
-    let mut claimed = false;
-    for _ in 0..100_000 {
-        if slot.claim_idle(generation) {
-            claimed = true;
-            break;
-        }
-        std::thread::yield_now();
-    }
-    if !claimed {
+    // Dropping the connection here would reset the client's connection.
+    if !slot.take_fresh(generation) {
         eprintln!("gatekit: a connection's slot stayed held; connection dropped");
         lock(&shared.free).push(idx);
         return None;
@@ -954,7 +961,7 @@ fn adopt<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Peer) 
         watched: false,
     }));
     shared.open.fetch_add(1, Ordering::SeqCst);
-    Some(generation)
+    Some((slot, generation))
 }
 
 /// On stop: takes every connection already waiting on listener `i` and
@@ -986,27 +993,46 @@ fn take_backlog<P: Protocol>(shared: &Shared<P>, i: usize) {
 /// Puts a new connection in slot `idx` and watches it: the first worker
 /// its input wakes serves it.
 fn register<P: Protocol>(shared: &Shared<P>, idx: u32, stream: Stream, peer: Peer) {
-    let Some(generation) = adopt(shared, idx, stream, peer) else {
-        return;
-    };
-    let Some(slot) = shared.slots.get(idx as usize) else {
+    let Some((slot, generation)) = adopt(shared, idx, stream, peer) else {
         return;
     };
     let mut guard = lock(&slot.live);
-    let watched = guard.as_deref_mut().is_some_and(|live| {
-        live.watched = epoll::add(
-            &shared.epoll,
-            live.conn.stream(),
-            conn_token(generation, idx),
-            conn_flags(false),
-        )
-        .is_ok();
-        live.watched
-    });
+    let watched = guard
+        .as_deref_mut()
+        .is_some_and(|live| watch(shared, live, generation, idx, false));
     match guard.as_deref() {
         Some(live) if watched => hand_back(&shared.epoll, slot, generation, idx, live),
         _ => close(shared, slot, &mut guard, idx),
     }
+}
+
+/// Makes epoll watch the connection for input, and for output too if
+/// `out`: registers it the first time, changes its interest only when
+/// `out` changes. False if epoll refused (the connection is to close).
+fn watch<P: Protocol>(
+    shared: &Shared<P>,
+    live: &mut Live<P::Session>,
+    generation: u32,
+    idx: u32,
+    out: bool,
+) -> bool {
+    if live.watched && live.out_armed == out {
+        return true;
+    }
+    let stream = live.conn.stream();
+    let token = conn_token(generation, idx);
+    // Registering reports the socket at once if it is ready.
+    let done = if live.watched {
+        epoll::modify(&shared.epoll, stream, token, conn_flags(out))
+    } else {
+        epoll::add(&shared.epoll, stream, token, conn_flags(out))
+    };
+    if done.is_err() {
+        return false;
+    }
+    live.watched = true;
+    live.out_armed = out;
+    true
 }
 
 /// Closes the connection of a slot the caller holds.
@@ -1083,37 +1109,10 @@ fn drive<P: Protocol>(
         let wait = step(shared, live, flags, thorough);
         thorough = true;
         let wait = match wait {
-            Wait::Read | Wait::Write => {
-                let out = wait == Wait::Write;
-                if !live.watched {
-                    // Registering reports the socket at once if it is ready.
-                    let added = epoll::add(
-                        &shared.epoll,
-                        live.conn.stream(),
-                        conn_token(generation, idx),
-                        conn_flags(out),
-                    );
-                    if added.is_ok() {
-                        live.watched = true;
-                        live.out_armed = out;
-                        wait
-                    } else {
-                        Wait::Close
-                    }
-                } else if live.out_armed == out
-                    || epoll::modify(
-                        &shared.epoll,
-                        live.conn.stream(),
-                        conn_token(generation, idx),
-                        conn_flags(out),
-                    )
-                    .is_ok()
-                {
-                    live.out_armed = out;
-                    wait
-                } else {
-                    Wait::Close
-                }
+            Wait::Read | Wait::Write
+                if !watch(shared, live, generation, idx, wait == Wait::Write) =>
+            {
+                Wait::Close
             }
             other => other,
         };
@@ -1430,7 +1429,8 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(50));
                 slot.let_go(generation);
             });
-            assert_eq!(adopt(&shared, idx, stream, peer), Some(generation));
+            let adopted = adopt(&shared, idx, stream, peer).map(|(_, g)| g);
+            assert_eq!(adopted, Some(generation));
         });
         assert!(lock(&slot.live).is_some());
         assert!(!slot.claim_idle(generation), "held by the adopting thread");
