@@ -48,6 +48,7 @@ fn main() -> ExitCode {
     };
     let mut options = ListenOptions::default();
     options.unix_mode = Some(0o666);
+    options.defer_accept = Some(1); // as `Listener::bind` sets it
     let listener = match Listener::bind_with(&addr, &options) {
         Ok(listener) => listener,
         Err(e) => {

@@ -266,18 +266,22 @@ fn serve(args: &ServeArgs) -> Result<ExitCode> {
     if let Some(owner) = &args.unix_owner {
         (options.unix_uid, options.unix_gid) = owner::parse(owner)?;
     }
-    let bind = |addr: &str| -> Result<Vec<Listener>> {
+    // A web server always writes first to its FastCGI or SCGI backend; an
+    // HTTP client may connect ahead (a browser's spare connection).
+    let bind = |addr: &str, backend: bool| -> Result<Vec<Listener>> {
         let parsed: Addr = addr.parse()?;
+        let mut options = options.clone();
+        options.defer_accept = backend.then_some(1);
         Ok(vec![listen::bind(&parsed, &options)?])
     };
     let front = if args.cgi {
         Front::Cgi
     } else if let Some(addr) = &args.fastcgi {
-        Front::FastCgi(bind(addr)?)
+        Front::FastCgi(bind(addr, true)?)
     } else if let Some(addr) = &args.scgi {
-        Front::Scgi(bind(addr)?)
+        Front::Scgi(bind(addr, true)?)
     } else if let Some(addr) = &args.http {
-        Front::Http(bind(addr)?)
+        Front::Http(bind(addr, false)?)
     } else {
         match gatekit::detect() {
             Some(Detected::Cgi) => Front::Cgi,
@@ -287,7 +291,7 @@ fn serve(args: &ServeArgs) -> Result<ExitCode> {
             Some(Detected::SocketActivation) => {
                 Front::FastCgi(listen::systemd_listeners().context("systemd socket activation")?)
             }
-            _ => Front::Http(bind("127.0.0.1:8000")?),
+            _ => Front::Http(bind("127.0.0.1:8000", false)?),
         }
     };
     match &spec {

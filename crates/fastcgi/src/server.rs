@@ -87,7 +87,9 @@ pub struct ServerConfig {
     pub spool: SpoolConfig,
     /// Threads, connections and timeouts.
     pub engine: EngineConfig,
-    /// Listening socket options (backlog, Unix socket mode).
+    /// Listening socket options (backlog, Unix socket mode). Default: those
+    /// of [`ListenOptions::default`], with `defer_accept` of 1 s (a web server
+    /// always writes first).
     pub listen: ListenOptions,
     /// The web servers allowed to connect over TCP (addresses or networks);
     /// `None` allows any (default). See
@@ -123,7 +125,7 @@ impl Default for ServerConfig {
             max_params: DEFAULT_MAX_PARAMS,
             spool: SpoolConfig::default(),
             engine: EngineConfig::default(),
-            listen: ListenOptions::default(),
+            listen: backend_listen_options(),
             web_server_addrs: None,
             errors_to: ErrorsTo::default(),
             offload: None,
@@ -939,6 +941,15 @@ impl Write for StderrRecords {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// The listening options a backend gets by default: those of
+/// [`ListenOptions::default`], with `TCP_DEFER_ACCEPT` of 1 s, since the web
+/// server always writes its request first.
+fn backend_listen_options() -> ListenOptions {
+    let mut listen = ListenOptions::default();
+    listen.defer_accept = Some(1);
+    listen
 }
 
 #[cfg(test)]

@@ -58,6 +58,8 @@ pub struct ServerConfig {
     pub engine: EngineConfig,
     /// Listening socket options (backlog, Unix socket mode: the web server
     /// must be able to connect, e.g. `Some(0o666)` for Apache as www-data).
+    /// Default: those of [`ListenOptions::default`], with `defer_accept` of
+    /// 1 s (a web server always writes first).
     pub listen: ListenOptions,
     /// The TCP peers allowed to connect (flup's `allowedServers`); others
     /// are closed at once. Default: loopback ([`IpNet::loopback`]); use
@@ -85,7 +87,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             spool: SpoolConfig::default(),
             engine: EngineConfig::default(),
-            listen: ListenOptions::default(),
+            listen: backend_listen_options(),
             allow: IpNet::loopback(),
             script_name: None,
         }
@@ -525,6 +527,15 @@ impl Transport for ScgiTransport<'_> {
     // `abort` keeps the default: the connection always closes after the
     // response, and a response cut short is one that ends before its
     // Content-Length, which the web server reports.
+}
+
+/// The listening options a backend gets by default: those of
+/// [`ListenOptions::default`], with `TCP_DEFER_ACCEPT` of 1 s, since the web
+/// server always writes its request first.
+fn backend_listen_options() -> ListenOptions {
+    let mut listen = ListenOptions::default();
+    listen.defer_accept = Some(1);
+    listen
 }
 
 #[cfg(test)]

@@ -602,6 +602,11 @@ struct Live<S> {
 /// reads it; draining first lets it arrive (nginx's "lingering close").
 const LINGER: Duration = Duration::from_secs(2);
 
+/// How long a new connection waits for the sweeper to let go of its free
+/// slot before it is dropped (the sweeper holds a slot for microseconds,
+/// unless it is preempted meanwhile).
+const FRESH_SLOT_WAIT: Duration = Duration::from_secs(5);
+
 /// Who holds a slot's connection (the low bits of [`Slot::state`]).
 const IDLE: u64 = 0;
 /// A worker (or the sweeper) holds it.
@@ -666,15 +671,24 @@ impl<S> Slot<S> {
 
     /// Takes a free slot for a new connection. No event can name it, but
     /// the sweeper's round holds every slot for an instant, free ones too:
-    /// wait for it to let go. False only if it stays held (it should not).
+    /// wait for it to let go. The wait is bounded by time, not by a count
+    /// of tries, since on a loaded machine the sweeper can be preempted
+    /// while it holds the slot. False only if it stays held for seconds.
     fn take_fresh(&self, generation: u32) -> bool {
-        for _ in 0..100_000 {
+        for _ in 0..1000 {
             if self.claim_idle(generation) {
                 return true;
             }
             std::thread::yield_now();
         }
-        false
+        let deadline = Instant::now() + FRESH_SLOT_WAIT;
+        while Instant::now() < deadline {
+            if self.claim_idle(generation) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        self.claim_idle(generation)
     }
 
     /// Lets the connection go (true), unless an event came while it was
@@ -1426,7 +1440,9 @@ mod tests {
         assert!(slot.claim_idle(generation), "the sweeper's visit");
         std::thread::scope(|s| {
             s.spawn(|| {
-                std::thread::sleep(Duration::from_millis(50));
+                // Longer than a bounded number of yields would last: a
+                // sweeper preempted while it holds the slot.
+                std::thread::sleep(Duration::from_millis(300));
                 slot.let_go(generation);
             });
             let adopted = adopt(&shared, idx, stream, peer).map(|(_, g)| g);

@@ -1,5 +1,6 @@
-//! Claiming an inherited file descriptor number as an [`OwnedFd`]: the one
-//! place in gatekit-server that needs `unsafe`.
+//! Claiming an inherited file descriptor number as an [`OwnedFd`], and the
+//! one socket option rustix has no call for: the one place in
+//! gatekit-server that needs `unsafe`.
 //!
 //! A listening socket handed down by systemd (`LISTEN_FDS`) or named on the
 //! command line (`fd:N`) arrives as a bare number. Nothing in the process
@@ -8,8 +9,8 @@
 //! Everything else in this crate goes through std's and rustix's safe APIs.
 
 // Reason: `OwnedFd::from_raw_fd` and `BorrowedFd::borrow_raw` are the only
-// ways to adopt a descriptor inherited across exec. Each block below states
-// why it holds.
+// ways to adopt a descriptor inherited across exec, and `TCP_DEFER_ACCEPT`
+// has no safe wrapper. Each block below states why it holds.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -91,4 +92,30 @@ pub(crate) fn claim_inherited<T, E>(
         let _ = rustix::io::fcntl_setfd(&owned, flags | FdFlags::CLOEXEC);
     }
     Ok((owned, checked))
+}
+
+/// Sets `TCP_DEFER_ACCEPT` on a TCP socket: once it listens, the kernel
+/// hands over a new connection only when its first bytes have arrived (or
+/// after about `seconds`, when it hands it over anyway).
+pub(crate) fn set_tcp_defer_accept(fd: BorrowedFd<'_>, seconds: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(seconds).unwrap_or(libc::c_int::MAX);
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4);
+    // SAFETY: `fd` is an open descriptor for the whole call (it is
+    // borrowed), and the option value points to a live `c_int` whose size
+    // is the length passed; the kernel only reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&raw const value).cast(),
+            len,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
