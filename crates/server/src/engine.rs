@@ -2,10 +2,13 @@
 //!
 //! # Design
 //!
-//! One epoll instance is shared by a pool of worker threads. The listeners
-//! are one-shot: a worker woken by one accepts a single connection,
-//! re-arms the listener (epoll then wakes another worker if more
-//! connections wait) and serves the connection at once, on its own thread,
+//! One epoll instance is shared by a pool of worker threads, of which one
+//! at a time waits in `epoll_wait` (the turn, see `turn.rs`: it saves a
+//! context switch per event; the sweeper wakes a parked worker when events
+//! wait and the awake ones are busy). The listeners are one-shot: a worker
+//! woken by one accepts a single connection, re-arms the listener (the next
+//! worker to take the turn finds any other connection waiting) and serves
+//! the connection at once, on its own thread,
 //! without registering it (a web server writes its request right after
 //! connecting, so it is usually there to read). A connection is registered,
 //! edge-triggered, the first time it has to wait for input or for the socket
@@ -52,6 +55,7 @@ use rustix::io::Errno;
 
 use crate::allow::{IpNet, is_allowed};
 use crate::listen::{Listener, Peer, Stream, is_transient_accept_error};
+use crate::turn::Turn;
 
 /// Tuning and limits of the engine, with safe defaults.
 #[derive(Debug, Clone)]
@@ -733,6 +737,8 @@ struct Shared<P: Protocol> {
     accepting: AtomicBool,
     done: AtomicBool,
     watches: Arc<Watches>,
+    /// Which worker waits in `epoll_wait` (one at a time).
+    turn: Turn,
 }
 
 const LISTENER_BIT: u64 = 1 << 63;
@@ -797,6 +803,7 @@ pub fn serve<P: Protocol>(
         accepting: AtomicBool::new(true),
         done: AtomicBool::new(false),
         watches: Arc::new(Watches::default()),
+        turn: Turn::default(),
         config,
     });
     let workers = shared.config.workers.max(1);
@@ -833,12 +840,18 @@ fn worker<P: Protocol>(shared: &Shared<P>) {
         if shared.done.load(Ordering::SeqCst) {
             return;
         }
+        if !shared.turn.take() {
+            shared.turn.park();
+            continue;
+        }
         events.clear();
-        match epoll::wait(
+        let waited = epoll::wait(
             &shared.epoll,
             rustix::buffer::spare_capacity(&mut events),
             Some(&tick),
-        ) {
+        );
+        shared.turn.give_up(events.len());
+        match waited {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => {
                 eprintln!("gatekit: epoll_wait failed: {e}");
@@ -1298,7 +1311,8 @@ fn hand_back<S>(epoll_fd: &OwnedFd, slot: &Slot<S>, generation: u32, idx: u32, l
 fn sweeper<P: Protocol>(shared: &Shared<P>) {
     let mut drain_deadline: Option<Instant> = None;
     loop {
-        std::thread::sleep(Duration::from_millis(100));
+        // Between rounds, the sweeper keeps watch over the workers' turn.
+        shared.turn.watch(&shared.epoll, Duration::from_millis(100));
         shared.watches.check();
         let now = Instant::now();
         let stopping = shared.stopping.is_triggered();
@@ -1365,6 +1379,7 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
             // Workers wait with a short timeout, see the flag and stop
             // (one still running an app finishes that request first).
             shared.done.store(true, Ordering::SeqCst);
+            shared.turn.wake_all();
             return;
         }
     }
@@ -1418,6 +1433,7 @@ mod tests {
             accepting: AtomicBool::new(true),
             done: AtomicBool::new(false),
             watches: Arc::new(Watches::default()),
+            turn: Turn::default(),
         }
     }
 
@@ -1451,5 +1467,93 @@ mod tests {
         assert!(lock(&slot.live).is_some());
         assert!(!slot.claim_idle(generation), "held by the adopting thread");
         assert_eq!(shared.open.load(Ordering::SeqCst), 1);
+    }
+
+    /// Answers each line: `slow` after 600 ms in the "application", any
+    /// other line at once.
+    struct Lines;
+
+    impl Protocol for Lines {
+        type Session = ();
+        fn session(&self, _peer: &Peer, _conn: &Conn) {}
+        fn on_input(&self, _session: &mut (), conn: &mut Conn) -> Next {
+            let Some(end) = conn.input().iter().position(|&b| b == b'\n') else {
+                return if conn.is_eof() {
+                    Next::Done
+                } else {
+                    Next::Continue
+                };
+            };
+            let slow = conn.input().get(..end) == Some(b"slow".as_slice());
+            conn.consume(end + 1);
+            if slow {
+                std::thread::sleep(Duration::from_millis(600));
+            }
+            let _ = conn.write(b"ok\n");
+            let _ = conn.flush();
+            Next::Idle
+        }
+    }
+
+    fn ask(at: std::net::SocketAddr, line: &[u8]) -> TcpStream {
+        let mut c = TcpStream::connect(at).unwrap();
+        c.write_all(line).unwrap();
+        c
+    }
+
+    fn answer(c: &mut TcpStream) -> Vec<u8> {
+        let mut got = [0u8; 3];
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.read_exact(&mut got).unwrap();
+        got.to_vec()
+    }
+
+    /// Only one worker waits for events at a time; one stuck in a slow
+    /// application must not keep the others' connections waiting, and
+    /// several stuck at once each hold only their own worker.
+    #[test]
+    fn slow_applications_hold_only_their_workers() {
+        let addr: Addr = "127.0.0.1:0".parse().unwrap();
+        let listener = bind(&addr, &ListenOptions::default()).unwrap();
+        let Ok(Addr::Ip(at)) = listener.local_addr() else {
+            panic!("not TCP")
+        };
+        let stop = Shutdown::new();
+        let server = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let config = EngineConfig {
+                    workers: 4,
+                    ..EngineConfig::default()
+                };
+                serve(Lines, vec![listener], config, &stop)
+            })
+        };
+        // Warm up: every worker has started.
+        let mut c = ask(at, b"fast\n");
+        assert_eq!(answer(&mut c), b"ok\n");
+        // Three slow requests: three of the four workers are stuck in them.
+        let mut slow: Vec<TcpStream> = (0..3)
+            .map(|_| {
+                let c = ask(at, b"slow\n");
+                std::thread::sleep(Duration::from_millis(20));
+                c
+            })
+            .collect();
+        for round in 0..5 {
+            let start = Instant::now();
+            let mut c = ask(at, b"fast\n");
+            assert_eq!(answer(&mut c), b"ok\n");
+            let took = start.elapsed();
+            assert!(
+                took < Duration::from_millis(300),
+                "round {round}: a fast request took {took:?} beside three slow ones"
+            );
+        }
+        for c in &mut slow {
+            assert_eq!(answer(c), b"ok\n");
+        }
+        stop.trigger();
+        server.join().unwrap().unwrap();
     }
 }

@@ -19,5 +19,6 @@ pub mod offload;
 pub mod spool;
 pub mod stdio;
 mod sys;
+mod turn;
 
 pub use endpoint::Endpoint;
