@@ -55,7 +55,7 @@ use rustix::io::Errno;
 
 use crate::allow::{IpNet, is_allowed};
 use crate::listen::{Listener, Peer, Stream, is_transient_accept_error};
-use crate::turn::Turn;
+use crate::turn::{Turn, WatchState};
 
 /// Tuning and limits of the engine, with safe defaults.
 #[derive(Debug, Clone)]
@@ -841,7 +841,7 @@ fn worker<P: Protocol>(shared: &Shared<P>) {
             return;
         }
         if !shared.turn.take() {
-            shared.turn.park();
+            shared.turn.park(&shared.done);
             continue;
         }
         events.clear();
@@ -1310,9 +1310,12 @@ fn hand_back<S>(epoll_fd: &OwnedFd, slot: &Slot<S>, generation: u32, idx: u32, l
 
 fn sweeper<P: Protocol>(shared: &Shared<P>) {
     let mut drain_deadline: Option<Instant> = None;
+    let mut watch = WatchState::default();
     loop {
         // Between rounds, the sweeper keeps watch over the workers' turn.
-        shared.turn.watch(&shared.epoll, Duration::from_millis(100));
+        shared
+            .turn
+            .watch(&shared.epoll, Duration::from_millis(100), &mut watch);
         shared.watches.check();
         let now = Instant::now();
         let stopping = shared.stopping.is_triggered();

@@ -20,16 +20,15 @@
 //! waiting, and a busy server must be able to use more than one worker. The
 //! sweeper thread keeps watch ([`Turn::watch`]): every millisecond, if
 //! events are ready, nobody holds the turn and a worker is parked, it wakes
-//! one when no event was taken for the whole tick (the awake workers are
-//! all stuck) or when events have been found waiting at [`BACKLOG_TICKS`]
-//! ticks in a row (the awake workers come back, but not fast enough). So a
-//! parked worker is woken at most a thousand times a second, whatever the
-//! rate of events, and an event waits at most a few milliseconds for a
-//! worker while one is free. The watch stands down when no worker has
-//! taken an event for a while, and the next event calls it back.
+//! one. So a parked worker is woken at most a thousand times a second,
+//! whatever the rate of events, and an event waits at most about a
+//! millisecond for a worker while one is free. The watch stands down when
+//! no worker is parked, or none has taken an event for a while; the first
+//! worker to park, or the next event taken while one is parked, calls it
+//! back.
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -39,12 +38,9 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 const TICK: Duration = Duration::from_millis(1);
 /// Ticks without an event taken before the watch stands down.
 const QUIET_TICKS: u32 = 50;
-/// Ticks in a row that find events waiting with the turn free (the workers
-/// awake are all busy, though they do come back for more) before the watch
-/// adds a worker.
-const BACKLOG_TICKS: u32 = 4;
-/// How long a parked worker sleeps before it looks at the stop flag.
-const PARK: Duration = Duration::from_millis(100);
+/// How long a parked worker sleeps before it tries for the turn again
+/// (a safety net: the watch and [`Turn::wake_all`] wake it sooner).
+const PARK: Duration = Duration::from_secs(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -60,6 +56,8 @@ pub(crate) struct Turn {
     taken: AtomicU64,
     /// How many workers are parked.
     parked: Mutex<usize>,
+    /// The same count, read without the lock.
+    parked_now: AtomicUsize,
     unpark: Condvar,
     /// The watch has stood down and waits to be called back.
     watch_idle: AtomicBool,
@@ -78,32 +76,45 @@ impl Turn {
         self.held.store(false, Ordering::Release);
         if events > 0 {
             self.taken.fetch_add(1, Ordering::Relaxed);
-            if self.watch_idle.load(Ordering::Relaxed)
-                && self.watch_idle.swap(false, Ordering::SeqCst)
-            {
-                let _guard = lock(&self.watch_lock);
-                self.watch_wake.notify_one();
+            if self.parked_now.load(Ordering::Relaxed) > 0 {
+                self.call_watch();
             }
         }
     }
 
-    /// Parks this worker until the watch wakes it, or for a while (the
-    /// caller then looks at the stop flag and tries for the turn again).
-    pub(crate) fn park(&self) {
+    /// Calls the watch back on duty if it stood down.
+    fn call_watch(&self) {
+        if self.watch_idle.load(Ordering::Relaxed) && self.watch_idle.swap(false, Ordering::SeqCst)
+        {
+            let _guard = lock(&self.watch_lock);
+            self.watch_wake.notify_one();
+        }
+    }
+
+    /// Parks this worker until the watch wakes it, [`Turn::wake_all`] is
+    /// called, or a while has passed; then the caller looks at `stop` and
+    /// tries for the turn again. `stop` is set before `wake_all` is called.
+    pub(crate) fn park(&self, stop: &AtomicBool) {
         let mut parked = lock(&self.parked);
-        if !self.held.load(Ordering::SeqCst) {
+        if !self.held.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
             // Given up meanwhile: try for it rather than sleep.
             return;
         }
         *parked += 1;
+        self.parked_now.store(*parked, Ordering::SeqCst);
+        if *parked == 1 {
+            // Nobody was parked: the watch may have stood down for that.
+            self.call_watch();
+        }
         let (mut parked, _) = self
             .unpark
             .wait_timeout(parked, PARK)
             .unwrap_or_else(PoisonError::into_inner);
         *parked -= 1;
+        self.parked_now.store(*parked, Ordering::SeqCst);
     }
 
-    /// Wakes every parked worker (on stop).
+    /// Wakes every parked worker (on stop, once the stop flag is set).
     pub(crate) fn wake_all(&self) {
         let _parked = lock(&self.parked);
         self.unpark.notify_all();
@@ -111,21 +122,21 @@ impl Turn {
 
     /// Keeps watch for `period` (see the module's documentation): wakes a
     /// parked worker when events wait on `epoll` and nobody holds the turn.
-    pub(crate) fn watch(&self, epoll: &OwnedFd, period: Duration) {
+    /// `state` carries what the watch saw from one call to the next.
+    pub(crate) fn watch(&self, epoll: &OwnedFd, period: Duration, state: &mut WatchState) {
         let end = Instant::now() + period;
-        let mut seen = self.taken.load(Ordering::Relaxed);
-        let mut quiet = 0u32;
-        let mut backlog = 0u32;
         loop {
             let now = Instant::now();
             let Some(left) = end.checked_duration_since(now).filter(|d| !d.is_zero()) else {
                 return;
             };
-            if quiet >= QUIET_TICKS {
-                // Stand down until an event is taken or the period ends.
+            if state.quiet >= QUIET_TICKS || self.parked_now.load(Ordering::SeqCst) == 0 {
+                // Nothing to do (no events taken for a while, or no worker
+                // to wake): stand down until called back or the period ends.
                 let mut guard = lock(&self.watch_lock);
                 self.watch_idle.store(true, Ordering::SeqCst);
-                while self.watch_idle.load(Ordering::SeqCst) {
+                let mut called = false;
+                while !called {
                     let Some(left) = end.checked_duration_since(Instant::now()) else {
                         break;
                     };
@@ -134,30 +145,27 @@ impl Turn {
                         .wait_timeout(guard, left)
                         .unwrap_or_else(PoisonError::into_inner)
                         .0;
+                    called = !self.watch_idle.load(Ordering::SeqCst);
                 }
                 self.watch_idle.store(false, Ordering::SeqCst);
-                quiet = 0;
-            } else {
-                std::thread::sleep(left.min(TICK));
-            }
-            let taken = self.taken.load(Ordering::Relaxed);
-            let stuck = taken == seen;
-            if stuck {
-                quiet += 1;
-            } else {
-                seen = taken;
-                quiet = 0;
-            }
-            if self.held.load(Ordering::SeqCst) || !ready(epoll) {
-                backlog = 0;
+                if !called {
+                    return;
+                }
+                state.quiet = 0;
+                state.seen = self.taken.load(Ordering::Relaxed);
                 continue;
             }
-            backlog += 1;
-            // Stuck: no worker has come back for an event for a whole tick
-            // (each is in a slow application, or blocked writing). Backlog:
-            // they come back, but events keep waiting.
-            if stuck || backlog >= BACKLOG_TICKS {
-                backlog = 0;
+            std::thread::sleep(left.min(TICK));
+            let taken = self.taken.load(Ordering::Relaxed);
+            if taken == state.seen {
+                state.quiet += 1;
+            } else {
+                state.seen = taken;
+                state.quiet = 0;
+            }
+            // Events wait and no worker is waiting for them: the awake
+            // workers are all busy (in applications, or writing).
+            if !self.held.load(Ordering::SeqCst) && ready(epoll) {
                 let parked = lock(&self.parked);
                 if *parked > 0 {
                     self.unpark.notify_one();
@@ -165,6 +173,15 @@ impl Turn {
             }
         }
     }
+}
+
+/// What the watch saw, kept from one [`Turn::watch`] to the next.
+#[derive(Debug, Default)]
+pub(crate) struct WatchState {
+    /// The count of events taken at the last tick.
+    seen: u64,
+    /// Ticks in a row without an event taken.
+    quiet: u32,
 }
 
 /// True if `epoll_wait` on `epoll` would return an event now.
@@ -212,7 +229,7 @@ mod tests {
             let turn = Arc::clone(&turn);
             std::thread::spawn(move || {
                 let start = Instant::now();
-                turn.park();
+                turn.park(&AtomicBool::new(false));
                 start.elapsed()
             })
         };
@@ -227,10 +244,12 @@ mod tests {
         {
             let turn = Arc::clone(&turn);
             let ep = Arc::clone(&ep);
-            std::thread::spawn(move || turn.watch(&ep, Duration::from_millis(200)));
+            std::thread::spawn(move || {
+                turn.watch(&ep, Duration::from_millis(200), &mut WatchState::default());
+            });
         }
         let slept = parker.join().unwrap();
-        assert!(slept < PARK / 2, "parked for {slept:?}");
+        assert!(slept < Duration::from_millis(200), "parked for {slept:?}");
     }
 
     #[test]
@@ -245,14 +264,14 @@ mod tests {
             let turn = Arc::clone(&turn);
             std::thread::spawn(move || {
                 let start = Instant::now();
-                turn.park();
+                turn.park(&AtomicBool::new(false));
                 start.elapsed()
             })
         };
         while *lock(&turn.parked) == 0 {
             std::thread::yield_now();
         }
-        turn.watch(&ep, Duration::from_millis(20));
+        turn.watch(&ep, Duration::from_millis(20), &mut WatchState::default());
         // The holder takes the events: nobody else is woken for them.
         let slept = parker.join().unwrap();
         assert!(slept >= PARK / 2, "woken after {slept:?}");
@@ -273,7 +292,9 @@ mod tests {
         {
             let turn = Arc::clone(&turn);
             let ep = Arc::clone(&ep);
-            std::thread::spawn(move || turn.watch(&ep, Duration::from_secs(2)));
+            std::thread::spawn(move || {
+                turn.watch(&ep, Duration::from_secs(2), &mut WatchState::default());
+            });
         }
         let deadline = Instant::now() + Duration::from_secs(1);
         while !turn.watch_idle.load(Ordering::SeqCst) {
@@ -286,7 +307,7 @@ mod tests {
             let turn = Arc::clone(&turn);
             std::thread::spawn(move || {
                 let start = Instant::now();
-                turn.park();
+                turn.park(&AtomicBool::new(false));
                 start.elapsed()
             })
         };
@@ -298,6 +319,6 @@ mod tests {
         std::io::Write::write_all(&mut &a, b"x").unwrap();
         turn.give_up(1);
         let slept = parker.join().unwrap();
-        assert!(slept < PARK / 2, "parked for {slept:?}");
+        assert!(slept < Duration::from_millis(200), "parked for {slept:?}");
     }
 }
