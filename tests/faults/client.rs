@@ -22,7 +22,12 @@ pub enum Answer {
 /// A kept connection with a read buffer.
 pub struct Client {
     stream: TcpStream,
+    port: u16,
     buf: Vec<u8>,
+    /// The last response said `Connection: close` (nginx does on the
+    /// last of `keepalive_requests`, 1,000 by default): the next exchange
+    /// opens a new connection first, as an HTTP client must.
+    closing: bool,
 }
 
 impl Client {
@@ -37,12 +42,20 @@ impl Client {
             .ok()?;
         Some(Client {
             stream,
+            port,
             buf: Vec::new(),
+            closing: false,
         })
     }
 
     /// Sends `request` and reads one response (framed by Content-Length).
     pub fn exchange(&mut self, request: &[u8]) -> Answer {
+        if self.closing {
+            match Client::connect(self.port) {
+                Some(fresh) => *self = fresh,
+                None => return Answer::NotStarted,
+            }
+        }
         if self.stream.write_all(request).is_err() {
             // The server closed first; whatever it sent tells the rest.
             return self.read_response();
@@ -65,6 +78,12 @@ impl Client {
                     })
                     .unwrap_or(0);
                 if self.buf.len() >= end + 4 + len {
+                    self.closing = head.lines().any(|l| {
+                        l.split_once(':').is_some_and(|(n, v)| {
+                            n.eq_ignore_ascii_case("connection")
+                                && v.trim().eq_ignore_ascii_case("close")
+                        })
+                    });
                     self.buf.drain(..end + 4 + len);
                     return Answer::Complete(status);
                 }

@@ -2,6 +2,10 @@
 //! `fastcgi_next_upstream error timeout`; one backend is killed with
 //! SIGKILL under load, and no client sees an error.
 //!
+//! nginx closes a client's kept connection after `keepalive_requests`
+//! (set low here, so every client meets it several times); the client
+//! then reconnects, as it must after `Connection: close`.
+//!
 //! The load is GET: nginx passes a request that failed on one backend to
 //! the next only while nothing of its response has reached the client, and
 //! (since nginx 1.9.13) never for a non-idempotent method such as POST
@@ -25,7 +29,7 @@ fn sigkill_of_one_backend_is_invisible_to_clients() {
         format!(
             "upstream gatekit {{\n  server 127.0.0.1:{pa} max_fails=1 fail_timeout=30s;\n  \
              server 127.0.0.1:{pb} max_fails=1 fail_timeout=30s;\n}}\n\
-             server {{\n  listen 127.0.0.1:{};\n  location / {{\n    \
+             server {{\n  listen 127.0.0.1:{};\n  keepalive_requests 200;\n  location / {{\n    \
              include /etc/nginx/fastcgi_params;\n    fastcgi_param PATH_INFO $uri;\n    \
              fastcgi_pass gatekit;\n    fastcgi_next_upstream error timeout;\n    \
              fastcgi_next_upstream_tries 2;\n    fastcgi_connect_timeout 2s;\n    \
