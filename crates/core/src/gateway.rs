@@ -488,7 +488,9 @@ impl<T: Transport> Gateway<T> {
                 .map_or(u64::MAX, |cl| cl.saturating_sub(self.bytes_sent));
             let count = remaining.min(room);
             if count > 0 && !self.chunked {
-                self.transport.flush().map_err(|e| self.io_failure(e))?;
+                self.transport
+                    .flush_before_sendfile()
+                    .map_err(|e| self.io_failure(e))?;
                 if let Some((file, offset, _)) = wrapper.as_file() {
                     let sent = self
                         .transport

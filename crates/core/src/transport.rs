@@ -52,10 +52,24 @@ pub trait Transport {
     /// in, so request variables win.
     fn add_cgi_vars(&mut self, environ: &mut Environ);
 
+    /// Pushes buffered bytes out before [`sendfile`](Transport::sendfile),
+    /// so that they precede the file. The default calls
+    /// [`flush`](Transport::flush). A transport whose `sendfile` sends its
+    /// buffered bytes first itself may do nothing here, so that the head
+    /// and the file can leave together (gatekit's socket front-ends send
+    /// them in one `TCP_CORK`, as nginx does with `tcp_nopush`).
+    ///
+    /// # Errors
+    /// As for [`write`](Transport::write).
+    fn flush_before_sendfile(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+
     /// Sends `count` bytes of `file` from `offset` without copying them
     /// through user space, if the transport can (`sendfile`).
     ///
-    /// Called after the headers were written and flushed. Returns how many
+    /// Called after the headers were written and
+    /// [`flush_before_sendfile`](Transport::flush_before_sendfile) was called. Returns how many
     /// bytes were sent: `Ok(0)` means "not supported here", and the gateway
     /// sends the rest (all of it, or what follows a partial send) by reading
     /// the file. The default sends nothing.
@@ -94,6 +108,9 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     }
     fn flush(&mut self) -> io::Result<()> {
         (**self).flush()
+    }
+    fn flush_before_sendfile(&mut self) -> io::Result<()> {
+        (**self).flush_before_sendfile()
     }
     fn finish(&mut self) -> io::Result<()> {
         (**self).finish()

@@ -520,6 +520,12 @@ impl Transport for ScgiTransport<'_> {
         self.vars.apply(environ);
     }
 
+    fn flush_before_sendfile(&mut self) -> io::Result<()> {
+        // `Conn::sendfile` sends the head first, in the same TCP_CORK as a
+        // big file, so both leave in full-sized segments.
+        Ok(())
+    }
+
     fn sendfile(&mut self, file: &File, offset: u64, count: u64) -> io::Result<u64> {
         self.conn.sendfile(file, offset, count)
     }
