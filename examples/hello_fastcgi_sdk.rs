@@ -46,9 +46,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut options = ListenOptions::default();
+    let mut options = ListenOptions::backend();
     options.unix_mode = Some(0o666);
-    options.defer_accept = Some(1); // as `Listener::bind` sets it
     let listener = match Listener::bind_with(&addr, &options) {
         Ok(listener) => listener,
         Err(e) => {

@@ -261,17 +261,20 @@ fn serve(args: &ServeArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let mut options = ListenOptions::default();
-    options.unix_mode = args.unix_mode;
-    if let Some(owner) = &args.unix_owner {
-        (options.unix_uid, options.unix_gid) = owner::parse(owner)?;
-    }
+    let owner = args.unix_owner.as_deref().map(owner::parse).transpose()?;
     // A web server always writes first to its FastCGI or SCGI backend; an
     // HTTP client may connect ahead (a browser's spare connection).
     let bind = |addr: &str, backend: bool| -> Result<Vec<Listener>> {
         let parsed: Addr = addr.parse()?;
-        let mut options = options.clone();
-        options.defer_accept = backend.then_some(1);
+        let mut options = if backend {
+            ListenOptions::backend()
+        } else {
+            ListenOptions::default()
+        };
+        options.unix_mode = args.unix_mode;
+        if let Some((uid, gid)) = owner {
+            (options.unix_uid, options.unix_gid) = (uid, gid);
+        }
         Ok(vec![listen::bind(&parsed, &options)?])
     };
     let front = if args.cgi {

@@ -218,18 +218,16 @@ pub struct Listener {
 
 impl Listener {
     /// Binds `addr`: `HOST:PORT`, `[IPV6]:PORT`, `unix:PATH` (or `fd:N`, an inherited socket),
-    /// with the default [`ListenOptions`] (backlog 1024) plus `defer_accept` of 1 s (a web
-    /// server always writes first, so `accept` returns a connection whose request is there),
-    /// and the default [`Config`].
+    /// with [`ListenOptions::backend`] (backlog 1024, `TCP_DEFER_ACCEPT` of 1 s: a web server
+    /// always writes first, so `accept` returns a connection whose request is there), and the
+    /// default [`Config`].
     ///
     /// # Errors
     ///
     /// The address does not parse ([`io::ErrorKind::InvalidInput`]) or cannot be bound; the
     /// error's source is the [`listen::Error`] naming the address and the cause.
     pub fn bind(addr: &str) -> io::Result<Listener> {
-        let mut options = ListenOptions::default();
-        options.defer_accept = Some(1);
-        Listener::bind_with(addr, &options)
+        Listener::bind_with(addr, &ListenOptions::backend())
     }
 
     /// Like [`Listener::bind`], with listening socket options (backlog, a Unix socket's mode and

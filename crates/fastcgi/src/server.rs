@@ -87,9 +87,8 @@ pub struct ServerConfig {
     pub spool: SpoolConfig,
     /// Threads, connections and timeouts.
     pub engine: EngineConfig,
-    /// Listening socket options (backlog, Unix socket mode). Default: those
-    /// of [`ListenOptions::default`], with `defer_accept` of 1 s (a web server
-    /// always writes first).
+    /// Listening socket options (backlog, Unix socket mode). Default:
+    /// [`ListenOptions::backend`] (`TCP_DEFER_ACCEPT` of 1 s).
     pub listen: ListenOptions,
     /// The web servers allowed to connect over TCP (addresses or networks);
     /// `None` allows any (default). See
@@ -125,7 +124,7 @@ impl Default for ServerConfig {
             max_params: DEFAULT_MAX_PARAMS,
             spool: SpoolConfig::default(),
             engine: EngineConfig::default(),
-            listen: backend_listen_options(),
+            listen: ListenOptions::backend(),
             web_server_addrs: None,
             errors_to: ErrorsTo::default(),
             offload: None,
@@ -941,15 +940,6 @@ impl Write for StderrRecords {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// The listening options a backend gets by default: those of
-/// [`ListenOptions::default`], with `TCP_DEFER_ACCEPT` of 1 s, since the web
-/// server always writes its request first.
-fn backend_listen_options() -> ListenOptions {
-    let mut listen = ListenOptions::default();
-    listen.defer_accept = Some(1);
-    listen
 }
 
 #[cfg(test)]

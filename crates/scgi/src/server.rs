@@ -58,8 +58,7 @@ pub struct ServerConfig {
     pub engine: EngineConfig,
     /// Listening socket options (backlog, Unix socket mode: the web server
     /// must be able to connect, e.g. `Some(0o666)` for Apache as www-data).
-    /// Default: those of [`ListenOptions::default`], with `defer_accept` of
-    /// 1 s (a web server always writes first).
+    /// Default: [`ListenOptions::backend`] (`TCP_DEFER_ACCEPT` of 1 s).
     pub listen: ListenOptions,
     /// The TCP peers allowed to connect (flup's `allowedServers`); others
     /// are closed at once. Default: loopback ([`IpNet::loopback`]); use
@@ -87,7 +86,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             spool: SpoolConfig::default(),
             engine: EngineConfig::default(),
-            listen: backend_listen_options(),
+            listen: ListenOptions::backend(),
             allow: IpNet::loopback(),
             script_name: None,
         }
@@ -533,15 +532,6 @@ impl Transport for ScgiTransport<'_> {
     // `abort` keeps the default: the connection always closes after the
     // response, and a response cut short is one that ends before its
     // Content-Length, which the web server reports.
-}
-
-/// The listening options a backend gets by default: those of
-/// [`ListenOptions::default`], with `TCP_DEFER_ACCEPT` of 1 s, since the web
-/// server always writes its request first.
-fn backend_listen_options() -> ListenOptions {
-    let mut listen = ListenOptions::default();
-    listen.defer_accept = Some(1);
-    listen
 }
 
 #[cfg(test)]

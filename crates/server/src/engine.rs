@@ -780,7 +780,7 @@ struct Shared<P: Protocol> {
 
 const LISTENER_BIT: u64 = 1 << 63;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -1425,10 +1425,11 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
     }
 }
 
-/// True if a read would not block: bytes (a request) or the peer's close wait.
-fn readable(stream: &Stream) -> bool {
+/// True if a read would not block: bytes (a request) or the peer's close
+/// wait; for an epoll instance, events ready to be taken.
+pub(crate) fn readable(fd: impl std::os::fd::AsFd) -> bool {
     let mut fds = [rustix::event::PollFd::new(
-        stream,
+        &fd,
         rustix::event::PollFlags::IN,
     )];
     let zero = Timespec {
@@ -1443,6 +1444,16 @@ mod tests {
     use super::*;
     use crate::listen::{Addr, ListenOptions, bind};
     use std::net::TcpStream;
+
+    /// A TCP listener on a free loopback port, and its address.
+    fn loopback_listener() -> (Listener, std::net::SocketAddr) {
+        let addr: Addr = "127.0.0.1:0".parse().unwrap();
+        let listener = bind(&addr, &ListenOptions::default()).unwrap();
+        let Ok(Addr::Ip(at)) = listener.local_addr() else {
+            panic!("not TCP")
+        };
+        (listener, at)
+    }
 
     struct Silent;
 
@@ -1482,11 +1493,7 @@ mod tests {
     /// dropped (which reset the client's connection: seen under load).
     #[test]
     fn a_new_connection_waits_for_the_sweeper_to_let_go_of_its_slot() {
-        let addr: Addr = "127.0.0.1:0".parse().unwrap();
-        let listener = bind(&addr, &ListenOptions::default()).unwrap();
-        let Ok(Addr::Ip(at)) = listener.local_addr() else {
-            panic!("not TCP")
-        };
+        let (listener, at) = loopback_listener();
         let shared = shared(listener);
         let _client = TcpStream::connect(at).unwrap();
         let (stream, peer) = shared.listeners[0].accept().unwrap();
@@ -1553,11 +1560,7 @@ mod tests {
     /// several stuck at once each hold only their own worker.
     #[test]
     fn slow_applications_hold_only_their_workers() {
-        let addr: Addr = "127.0.0.1:0".parse().unwrap();
-        let listener = bind(&addr, &ListenOptions::default()).unwrap();
-        let Ok(Addr::Ip(at)) = listener.local_addr() else {
-            panic!("not TCP")
-        };
+        let (listener, at) = loopback_listener();
         let stop = Shutdown::new();
         let server = {
             let stop = stop.clone();
@@ -1601,11 +1604,7 @@ mod tests {
     /// gone once the file is all sent; a small one is not corked at all.
     #[test]
     fn a_big_file_is_sent_corked_with_its_head_and_uncorked_after() {
-        let addr: Addr = "127.0.0.1:0".parse().unwrap();
-        let listener = bind(&addr, &ListenOptions::default()).unwrap();
-        let Ok(Addr::Ip(at)) = listener.local_addr() else {
-            panic!("not TCP")
-        };
+        let (listener, at) = loopback_listener();
         let len = 4 * CORK_MIN as usize;
         let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         let mut file = tempfile::tempfile().unwrap();

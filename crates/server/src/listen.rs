@@ -498,6 +498,17 @@ impl Default for ListenOptions {
 }
 
 impl ListenOptions {
+    /// The defaults for a FastCGI or SCGI backend: those of
+    /// [`ListenOptions::default`], with [`defer_accept`](Self::defer_accept)
+    /// of 1 s, since the web server always writes its request first.
+    #[must_use]
+    pub fn backend() -> ListenOptions {
+        ListenOptions {
+            defer_accept: Some(1),
+            ..ListenOptions::default()
+        }
+    }
+
     fn validate(&self) -> Result<(), Error> {
         let bad = |reason: String| Err(Error::new(ErrorKind::InvalidOption { reason }));
         if let Some(mode) = self.unix_mode {

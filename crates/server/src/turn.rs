@@ -29,10 +29,10 @@
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use crate::engine::{lock, readable};
 
 /// How often the watch looks, while on duty.
 const TICK: Duration = Duration::from_millis(1);
@@ -42,10 +42,6 @@ const QUIET_TICKS: u32 = 50;
 /// (a safety net: the watch and [`Turn::wake_all`] wake it sooner).
 const PARK: Duration = Duration::from_secs(1);
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The turn to wait in `epoll_wait`, the parked workers, and the watch.
 #[derive(Default)]
 pub(crate) struct Turn {
@@ -54,10 +50,9 @@ pub(crate) struct Turn {
     /// Events taken since the start: the watch sees whether the workers
     /// are busy.
     taken: AtomicU64,
-    /// How many workers are parked.
-    parked: Mutex<usize>,
-    /// The same count, read without the lock.
-    parked_now: AtomicUsize,
+    /// How many workers are parked (changed under `park_lock`).
+    parked: AtomicUsize,
+    park_lock: Mutex<()>,
     unpark: Condvar,
     /// The watch has stood down and waits to be called back.
     watch_idle: AtomicBool,
@@ -76,7 +71,7 @@ impl Turn {
         self.held.store(false, Ordering::Release);
         if events > 0 {
             self.taken.fetch_add(1, Ordering::Relaxed);
-            if self.parked_now.load(Ordering::Relaxed) > 0 {
+            if self.parked.load(Ordering::Relaxed) > 0 {
                 self.call_watch();
             }
         }
@@ -95,28 +90,27 @@ impl Turn {
     /// called, or a while has passed; then the caller looks at `stop` and
     /// tries for the turn again. `stop` is set before `wake_all` is called.
     pub(crate) fn park(&self, stop: &AtomicBool) {
-        let mut parked = lock(&self.parked);
+        let guard = lock(&self.park_lock);
         if !self.held.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
             // Given up meanwhile: try for it rather than sleep.
             return;
         }
-        *parked += 1;
-        self.parked_now.store(*parked, Ordering::SeqCst);
-        if *parked == 1 {
+        if self.parked.fetch_add(1, Ordering::SeqCst) == 0 {
             // Nobody was parked: the watch may have stood down for that.
             self.call_watch();
         }
-        let (mut parked, _) = self
+        let guard = self
             .unpark
-            .wait_timeout(parked, PARK)
-            .unwrap_or_else(PoisonError::into_inner);
-        *parked -= 1;
-        self.parked_now.store(*parked, Ordering::SeqCst);
+            .wait_timeout(guard, PARK)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+        self.parked.fetch_sub(1, Ordering::SeqCst);
+        drop(guard);
     }
 
     /// Wakes every parked worker (on stop, once the stop flag is set).
     pub(crate) fn wake_all(&self) {
-        let _parked = lock(&self.parked);
+        let _guard = lock(&self.park_lock);
         self.unpark.notify_all();
     }
 
@@ -130,7 +124,7 @@ impl Turn {
             let Some(left) = end.checked_duration_since(now).filter(|d| !d.is_zero()) else {
                 return;
             };
-            if state.quiet >= QUIET_TICKS || self.parked_now.load(Ordering::SeqCst) == 0 {
+            if state.quiet >= QUIET_TICKS || self.parked.load(Ordering::SeqCst) == 0 {
                 // Nothing to do (no events taken for a while, or no worker
                 // to wake): stand down until called back or the period ends.
                 let mut guard = lock(&self.watch_lock);
@@ -165,9 +159,9 @@ impl Turn {
             }
             // Events wait and no worker is waiting for them: the awake
             // workers are all busy (in applications, or writing).
-            if !self.held.load(Ordering::SeqCst) && ready(epoll) {
-                let parked = lock(&self.parked);
-                if *parked > 0 {
+            if !self.held.load(Ordering::SeqCst) && readable(epoll) {
+                let _guard = lock(&self.park_lock);
+                if self.parked.load(Ordering::SeqCst) > 0 {
                     self.unpark.notify_one();
                 }
             }
@@ -184,16 +178,6 @@ pub(crate) struct WatchState {
     quiet: u32,
 }
 
-/// True if `epoll_wait` on `epoll` would return an event now.
-fn ready(epoll: &OwnedFd) -> bool {
-    let mut fds = [PollFd::new(epoll, PollFlags::IN)];
-    let zero = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -201,6 +185,43 @@ mod tests {
     use rustix::event::epoll;
     use std::os::unix::net::UnixStream;
     use std::sync::Arc;
+    use std::thread::JoinHandle;
+
+    /// An epoll instance watching one end of a socket pair; writing to the
+    /// returned end makes an event ready.
+    fn epoll_with_socket() -> (Arc<OwnedFd>, UnixStream, UnixStream) {
+        let ep = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC).unwrap());
+        let (a, b) = UnixStream::pair().unwrap();
+        let data = epoll::EventData::new_u64(7);
+        epoll::add(&*ep, &b, data, epoll::EventFlags::IN).unwrap();
+        (ep, a, b)
+    }
+
+    fn make_ready(end: &UnixStream) {
+        std::io::Write::write_all(&mut &*end, b"x").unwrap();
+    }
+
+    /// A worker that parks; returns once it is parked. The thread answers
+    /// how long it stayed parked.
+    fn parked_worker(turn: &Arc<Turn>) -> JoinHandle<Duration> {
+        let parker = {
+            let turn = Arc::clone(turn);
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                turn.park(&AtomicBool::new(false));
+                start.elapsed()
+            })
+        };
+        while turn.parked.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        parker
+    }
+
+    fn watch_in_background(turn: &Arc<Turn>, ep: &Arc<OwnedFd>, period: Duration) {
+        let (turn, ep) = (Arc::clone(turn), Arc::clone(ep));
+        std::thread::spawn(move || turn.watch(&ep, period, &mut WatchState::default()));
+    }
 
     #[test]
     fn one_holder_at_a_time() {
@@ -214,40 +235,16 @@ mod tests {
     #[test]
     fn a_parked_worker_is_woken_when_events_wait_and_the_turn_is_free() {
         let turn = Arc::new(Turn::default());
-        let ep = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC).unwrap());
-        let (a, b) = UnixStream::pair().unwrap();
-        epoll::add(
-            &*ep,
-            &b,
-            epoll::EventData::new_u64(7),
-            epoll::EventFlags::IN,
-        )
-        .unwrap();
+        let (ep, a, _b) = epoll_with_socket();
         // A worker holds the turn and is busy (it never comes back).
         assert!(turn.take());
-        let parker = {
-            let turn = Arc::clone(&turn);
-            std::thread::spawn(move || {
-                let start = Instant::now();
-                turn.park(&AtomicBool::new(false));
-                start.elapsed()
-            })
-        };
-        while *lock(&turn.parked) == 0 {
-            std::thread::yield_now();
-        }
+        let parker = parked_worker(&turn);
         // The busy worker gave the turn up for an event; another is ready.
         turn.give_up(1);
-        std::io::Write::write_all(&mut &a, b"x").unwrap();
+        make_ready(&a);
         // Holding the turn again would hide the ready event from the watch:
         // the watch wakes the parked worker well before its own timeout.
-        {
-            let turn = Arc::clone(&turn);
-            let ep = Arc::clone(&ep);
-            std::thread::spawn(move || {
-                turn.watch(&ep, Duration::from_millis(200), &mut WatchState::default());
-            });
-        }
+        watch_in_background(&turn, &ep, Duration::from_millis(200));
         let slept = parker.join().unwrap();
         assert!(slept < Duration::from_millis(200), "parked for {slept:?}");
     }
@@ -255,22 +252,10 @@ mod tests {
     #[test]
     fn no_wake_while_a_worker_holds_the_turn() {
         let turn = Arc::new(Turn::default());
-        let ep = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
-        let (a, b) = UnixStream::pair().unwrap();
-        epoll::add(&ep, &b, epoll::EventData::new_u64(7), epoll::EventFlags::IN).unwrap();
-        std::io::Write::write_all(&mut &a, b"x").unwrap();
+        let (ep, a, _b) = epoll_with_socket();
+        make_ready(&a);
         assert!(turn.take());
-        let parker = {
-            let turn = Arc::clone(&turn);
-            std::thread::spawn(move || {
-                let start = Instant::now();
-                turn.park(&AtomicBool::new(false));
-                start.elapsed()
-            })
-        };
-        while *lock(&turn.parked) == 0 {
-            std::thread::yield_now();
-        }
+        let parker = parked_worker(&turn);
         turn.watch(&ep, Duration::from_millis(20), &mut WatchState::default());
         // The holder takes the events: nobody else is woken for them.
         let slept = parker.join().unwrap();
@@ -280,22 +265,8 @@ mod tests {
     #[test]
     fn the_watch_stands_down_when_quiet_and_an_event_calls_it_back() {
         let turn = Arc::new(Turn::default());
-        let ep = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC).unwrap());
-        let (a, b) = UnixStream::pair().unwrap();
-        epoll::add(
-            &*ep,
-            &b,
-            epoll::EventData::new_u64(7),
-            epoll::EventFlags::IN,
-        )
-        .unwrap();
-        {
-            let turn = Arc::clone(&turn);
-            let ep = Arc::clone(&ep);
-            std::thread::spawn(move || {
-                turn.watch(&ep, Duration::from_secs(2), &mut WatchState::default());
-            });
-        }
+        let (ep, a, _b) = epoll_with_socket();
+        watch_in_background(&turn, &ep, Duration::from_secs(2));
         let deadline = Instant::now() + Duration::from_secs(1);
         while !turn.watch_idle.load(Ordering::SeqCst) {
             assert!(Instant::now() < deadline, "never stood down");
@@ -303,20 +274,10 @@ mod tests {
         }
         // Stood down: a worker takes the turn, another parks.
         assert!(turn.take());
-        let parker = {
-            let turn = Arc::clone(&turn);
-            std::thread::spawn(move || {
-                let start = Instant::now();
-                turn.park(&AtomicBool::new(false));
-                start.elapsed()
-            })
-        };
-        while *lock(&turn.parked) == 0 {
-            std::thread::yield_now();
-        }
+        let parker = parked_worker(&turn);
         // The holder gives the turn up for an event and another is ready:
         // the watch is back on duty and wakes the parked worker.
-        std::io::Write::write_all(&mut &a, b"x").unwrap();
+        make_ready(&a);
         turn.give_up(1);
         let slept = parker.join().unwrap();
         assert!(slept < Duration::from_millis(200), "parked for {slept:?}");
