@@ -73,6 +73,7 @@
 // backticks. (A `doc-valid-idents` entry in clippy.toml would let this go.)
 #![allow(clippy::doc_markdown)]
 
+mod idle;
 pub mod proto;
 pub mod sdk;
 pub mod server;

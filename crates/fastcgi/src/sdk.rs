@@ -4,13 +4,14 @@
 //!
 //! This is the accept-loop model of libfcgi, beside the [`crate::server`] model (an
 //! [`App`](gatekit_core::App) called by gatekit's socket engine). It uses std's blocking sockets
-//! and the sans-IO codec of [`crate::proto`]; there is no engine, no async, no spooling.
+//! (and, between requests, one epoll instance the threads wait on) and the sans-IO codec of
+//! [`crate::proto`]; there is no engine, no async, no spooling.
 //!
 //! - [`Listener`] is the listening socket (`FCGX_OpenSocket`, or fd 0 as
 //!   `FCGI_LISTENSOCK_FILENO`), shared by every accepting thread (it is `Sync`).
-//! - [`Acceptor`] is one thread's accept loop (`FCGX_Request` with `FCGX_InitRequest`): it keeps
-//!   the connection a web server asked to keep (`FCGI_KEEP_CONN`) for its next
-//!   [`Acceptor::accept`] (`FCGX_Accept_r`).
+//! - [`Acceptor`] is one thread's accept loop (`FCGX_Request` with `FCGX_InitRequest`);
+//!   [`Acceptor::accept`] is `FCGX_Accept_r`. Connections a web server asked to keep
+//!   (`FCGI_KEEP_CONN`) wait between requests with the listener, for any thread.
 //! - [`Request`] is one request: its role, id, `PARAMS`, `STDIN` and `DATA` as readers (records
 //!   are read on demand), `STDOUT` and `STDERR` as buffered writers, and
 //!   [`Request::finish`] (`FCGX_Finish_r`).
@@ -53,14 +54,19 @@
 //! - **Threads, not multiplexing.** Each thread has its own [`Acceptor`]; a request belongs to
 //!   one connection and one thread from `BEGIN_REQUEST` to `END_REQUEST`. `FCGI_MPXS_CONNS` is
 //!   `0`, and a `BEGIN_REQUEST` for a second id while a request is active is answered
-//!   `END_REQUEST` with `FCGI_CANT_MPX_CONN` (§5.5). `FCGI_MAX_CONNS` and `FCGI_MAX_REQS` are the
-//!   number of threads accepting on the listener ([`Config::max_conns`] overrides it).
-//! - **Kept connections.** With `FCGI_KEEP_CONN` the connection stays with the thread's
-//!   [`Acceptor`], whose next `accept` reads the next request from it before it goes back to the
-//!   listener, as libfcgi keeps `ipcFd` in the `FCGX_Request`. The web server closing an idle
-//!   kept connection is normal: `accept` moves on to the listener. A thread holds its kept
-//!   connection while it waits on it, so a web server should keep at most as many idle
-//!   connections as there are threads (nginx: `keepalive N;` with N ≤ threads).
+//!   `END_REQUEST` with `FCGI_CANT_MPX_CONN` (§5.5). `FCGI_MAX_REQS` is the number of threads
+//!   accepting on the listener, `FCGI_MAX_CONNS` that plus [`Config::max_kept_conns`]
+//!   ([`Config::max_conns`] overrides both).
+//! - **Kept connections are shared, not held by a thread.** libfcgi keeps a kept connection in
+//!   the `FCGX_Request`, and the thread waits on it for the web server's next request, serving
+//!   nobody else meanwhile: behind nginx with `keepalive 32` and four threads, four connections
+//!   are served and the rest wait (seconds at p99). Here, when a request with `FCGI_KEEP_CONN`
+//!   is finished, its connection waits with the listener: every thread in `accept` waits on
+//!   the listening socket and on all the idle kept connections at once (one epoll instance),
+//!   and takes whichever has something first, one thread per event. So any number of idle
+//!   connections (up to [`Config::max_kept_conns`], 256) costs no thread. A connection whose
+//!   next request was already read with the last one stays with the thread, whose next
+//!   `accept` serves it first. The web server closing an idle kept connection is normal.
 //! - **Records.** `GET_VALUES` is answered truthfully and unknown management types with
 //!   `UNKNOWN_TYPE` (§4), whenever they arrive; records for inactive ids are ignored (§3.3), as are
 //!   record types only an application sends. An unknown role is answered `END_REQUEST` with
@@ -88,16 +94,16 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, BufRead, IoSlice, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
-use std::os::unix::net::UnixStream;
-use std::sync::Arc;
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use gatekit_server::allow::{IpNet, is_allowed};
 use gatekit_server::listen::{self, Addr, ListenOptions, Peer, Stream};
 
+use crate::idle::{Idle, Ready};
 use crate::proto::{
     self, BeginRequest, EndRequest, HEADER_LEN, Header, MAX_CONTENT_LEN, MAX_PADDING,
     NULL_REQUEST_ID, Params, ParamsDecoder, ProtocolStatus, RecordType, Role, UnknownType,
@@ -108,6 +114,10 @@ pub const DEFAULT_MAX_PARAMS: usize = 128 * 1024;
 
 /// The default [`Config::buffer_size`]: 8 KiB, as libfcgi buffers its streams.
 pub const DEFAULT_BUFFER_SIZE: usize = 8 * 1024;
+
+/// The default [`Config::max_kept_conns`]: 256 idle kept connections (nginx keeps at most its
+/// `keepalive N` per worker process).
+pub const DEFAULT_MAX_KEPT_CONNS: usize = 256;
 
 /// The longest record on the wire: header, 65,535 bytes of content, 255 of padding.
 const MAX_RECORD_LEN: usize = HEADER_LEN + MAX_CONTENT_LEN + MAX_PADDING;
@@ -140,13 +150,19 @@ pub struct Config {
     /// write at once.
     pub buffer_size: usize,
     /// The `FCGI_MAX_CONNS` and `FCGI_MAX_REQS` answered to `GET_VALUES`; `None` (the default)
-    /// answers the number of threads accepting on the listener.
+    /// answers the number of threads accepting on the listener for `FCGI_MAX_REQS`, and that
+    /// plus [`Config::max_kept_conns`] for `FCGI_MAX_CONNS`.
     pub max_conns: Option<usize>,
+    /// Idle kept connections (`FCGI_KEEP_CONN`) held at once, waiting for the web server's next
+    /// request (default [`DEFAULT_MAX_KEPT_CONNS`]). A connection the web server asks to keep
+    /// beyond that is closed after its request; the web server opens a new one when it needs
+    /// it. `0` closes every connection after its request.
+    pub max_kept_conns: usize,
     /// The web servers allowed to connect over TCP (FastCGI §3.2, `FCGI_WEB_SERVER_ADDRS`);
     /// `None` allows any (default). Unix-socket peers are always allowed, as in libfcgi.
     pub web_server_addrs: Option<Vec<IpNet>>,
-    /// How long a read from a web server may block (default `None`: forever, as libfcgi). It
-    /// applies to idle kept connections too, which are closed when it expires.
+    /// How long a read from a web server may block (default `None`: forever, as libfcgi). Idle
+    /// kept connections are closed once idle that long.
     pub read_timeout: Option<Duration>,
     /// How long a write to a web server may block (default `None`: forever).
     pub write_timeout: Option<Duration>,
@@ -158,6 +174,7 @@ impl Default for Config {
             max_params: DEFAULT_MAX_PARAMS,
             buffer_size: DEFAULT_BUFFER_SIZE,
             max_conns: None,
+            max_kept_conns: DEFAULT_MAX_KEPT_CONNS,
             web_server_addrs: None,
             read_timeout: None,
             write_timeout: None,
@@ -211,8 +228,11 @@ pub struct Listener {
     /// Threads accepting on this listener: live acceptors and threads that used
     /// [`Listener::accept`].
     threads: Arc<AtomicUsize>,
-    /// Threads in `accept(2)` right now, for [`Listener::shutdown`] to wake.
-    waiting: AtomicUsize,
+    /// Where the threads wait: the listener and the idle kept connections (made by the first
+    /// `accept`).
+    idle: OnceLock<Idle<Conn>>,
+    /// When idle kept connections were last looked at for [`Config::read_timeout`].
+    last_sweep: Mutex<Instant>,
     shut_down: AtomicBool,
 }
 
@@ -263,7 +283,8 @@ impl Listener {
             config: Config::default(),
             id: NEXT_LISTENER_ID.fetch_add(1, Ordering::Relaxed),
             threads: Arc::new(AtomicUsize::new(0)),
-            waiting: AtomicUsize::new(0),
+            idle: OnceLock::new(),
+            last_sweep: Mutex::new(Instant::now()),
             shut_down: AtomicBool::new(false),
         }
     }
@@ -309,8 +330,9 @@ impl Listener {
     }
 
     /// Waits for the next request (`FCGX_Accept`), like [`Acceptor::accept`] with an acceptor
-    /// the calling thread keeps for this listener in thread-local storage: a kept connection is
-    /// read again by this thread's next `accept`, and closed when the thread exits.
+    /// the calling thread keeps for this listener in thread-local storage: a kept connection
+    /// whose next request was read already is served by this thread's next `accept` (and
+    /// closed if the thread exits first); idle kept connections wait with the listener.
     ///
     /// Returns `Ok(None)` once [`Listener::shutdown`] was called.
     ///
@@ -346,22 +368,13 @@ impl Listener {
         Ok(Some(Request::new(conn, begun, self, home)))
     }
 
-    /// Stops the accept loops: every later `accept` returns `Ok(None)`, and threads blocked in
-    /// `accept(2)` are woken (by a connection to the listener's own address; a socket without an
-    /// address, such as an unnamed inherited one, wakes them only with the next connection).
-    /// A thread waiting on a kept connection returns when the web server sends on it or closes
-    /// it. Requests being handled are not interrupted.
+    /// Stops the accept loops: every later `accept` returns `Ok(None)`, and threads waiting in
+    /// `accept` return at once. Requests being handled are not interrupted; idle kept
+    /// connections are closed when the listener is dropped.
     pub fn shutdown(&self) {
         self.shut_down.store(true, Ordering::SeqCst);
-        let waiting = self.waiting.load(Ordering::SeqCst);
-        if waiting == 0 {
-            return;
-        }
-        let Ok(addr) = self.socket.local_addr() else {
-            return;
-        };
-        for _ in 0..waiting {
-            wake(&addr);
+        if let Some(idle) = self.idle.get() {
+            idle.wake_all();
         }
     }
 
@@ -371,16 +384,56 @@ impl Listener {
         self.shut_down.load(Ordering::SeqCst)
     }
 
-    /// The `FCGI_MAX_CONNS` (and `FCGI_MAX_REQS`) value.
-    fn max_conns(&self) -> usize {
-        self.config
-            .max_conns
-            .unwrap_or_else(|| self.threads.load(Ordering::Relaxed))
-            .max(1)
+    /// What `GET_VALUES` answers: a request at a time per accepting thread
+    /// (`FCGI_MAX_REQS`), and a connection for each of those and for each idle kept one
+    /// (`FCGI_MAX_CONNS`); or [`Config::max_conns`] for both.
+    fn limits(&self) -> Limits {
+        match self.config.max_conns {
+            Some(n) => Limits { conns: n, reqs: n },
+            None => {
+                let reqs = self.threads.load(Ordering::Relaxed).max(1);
+                Limits {
+                    conns: reqs.saturating_add(self.config.max_kept_conns),
+                    reqs,
+                }
+            }
+        }
     }
 
-    /// Reads requests from `kept`, then from new connections, until one request's `PARAMS` are
-    /// complete; `None` once the listener is shut down.
+    /// The listener and idle connections' waiting place, made on first use (the listening
+    /// socket becomes non-blocking then).
+    fn idle(&self) -> io::Result<&Idle<Conn>> {
+        if let Some(idle) = self.idle.get() {
+            return Ok(idle);
+        }
+        self.socket.set_nonblocking(true)?;
+        let idle = Idle::new(&self.socket, self.config.max_kept_conns)?;
+        // Another thread may have made one first: this one is dropped, with its registration.
+        let _ = self.idle.set(idle);
+        let idle = self
+            .idle
+            .get()
+            .ok_or_else(|| io::Error::other("no idle set"))?;
+        if self.is_shut_down() {
+            idle.wake_all();
+        }
+        Ok(idle)
+    }
+
+    /// Hands a connection between requests (no whole record buffered) to whichever thread its
+    /// next input wakes. Gives it back when [`Config::max_kept_conns`] are held already.
+    fn park(&self, conn: Conn) -> Result<(), Conn> {
+        if self.is_shut_down() {
+            return Err(conn);
+        }
+        match self.idle() {
+            Ok(idle) => idle.park(conn),
+            Err(_) => Err(conn),
+        }
+    }
+
+    /// Reads requests from `kept`, then from idle kept connections and new connections, until
+    /// one request's `PARAMS` are complete; `None` once the listener is shut down.
     fn next_request(&self, kept: Option<Conn>) -> io::Result<Option<(Conn, Begun)>> {
         let mut kept = kept;
         loop {
@@ -389,7 +442,7 @@ impl Listener {
             }
             let conn = match kept.take() {
                 Some(conn) => conn,
-                None => match self.accept_conn()? {
+                None => match self.next_conn()? {
                     Some(conn) => conn,
                     None => return Ok(None),
                 },
@@ -400,26 +453,60 @@ impl Listener {
         }
     }
 
-    /// Accepts the next allowed connection; `None` once the listener is shut down.
-    fn accept_conn(&self) -> io::Result<Option<Conn>> {
+    /// Waits for an idle kept connection with input or a new allowed connection; `None` once
+    /// the listener is shut down.
+    fn next_conn(&self) -> io::Result<Option<Conn>> {
+        let idle = self.idle()?;
+        let idle_limit = self.config.read_timeout.filter(|d| !d.is_zero());
+        // How often idle connections are looked at for the read timeout.
+        let sweep =
+            idle_limit.map(|d| (d / 2).clamp(Duration::from_millis(10), Duration::from_secs(1)));
         let mut backoff = Duration::from_millis(5);
         loop {
-            // Counted before the flag is checked, so `shutdown` either sees this thread as
-            // waiting or this thread sees the flag.
-            self.waiting.fetch_add(1, Ordering::SeqCst);
-            let accepted = (!self.is_shut_down()).then(|| self.socket.accept());
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            let Some(accepted) = accepted else {
-                return Ok(None);
-            };
             if self.is_shut_down() {
                 return Ok(None);
             }
+            if let (Some(limit), Some(every)) = (idle_limit, sweep) {
+                let due = {
+                    let mut last = self
+                        .last_sweep
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    let due = last.elapsed() >= every;
+                    if due {
+                        *last = Instant::now();
+                    }
+                    due
+                };
+                if due {
+                    idle.close_idle_for(limit);
+                }
+            }
+            match idle.wait(sweep)? {
+                Ready::Conn(conn) => return Ok(Some(conn)),
+                Ready::Woken | Ready::TimedOut => continue,
+                Ready::Listener => {}
+            }
+            let accepted = self.socket.accept();
+            // Armed again before this connection is served, so another thread takes the next.
+            let transient = matches!(&accepted, Err(e) if listen::is_transient_accept_error(e));
+            if transient {
+                // EMFILE and the like: the connection stays in the backlog; try again later.
+                thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+            }
+            idle.rearm_listener(&self.socket)?;
             match accepted {
                 Ok((stream, peer)) => {
+                    backoff = Duration::from_millis(5);
+                    if self.is_shut_down() {
+                        return Ok(None);
+                    }
                     if !self.allowed(&peer) {
                         continue;
                     }
+                    // Blocking, although the listening socket is not: accept(2) does not
+                    // pass O_NONBLOCK on (Linux).
                     // A socket fresh from accept(2) has no timeouts: only set
                     // those configured (two system calls saved per connection).
                     let read = self.config.read_timeout.filter(|d| !d.is_zero());
@@ -435,11 +522,9 @@ impl Listener {
                 }
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
-                        || listen::is_transient_accept_error(&e) =>
-                {
-                    thread::sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
-                }
+                        || e.kind() == io::ErrorKind::Interrupted
+                        || e.kind() == io::ErrorKind::ConnectionAborted
+                        || transient => {}
                 Err(e) => return Err(e),
             }
         }
@@ -456,14 +541,34 @@ impl Listener {
     /// Reads records from `conn` until one request's `PARAMS` are complete, answering what the
     /// library answers. `None` when the connection ended (closed, broken, or not kept after a
     /// request the library answered itself); it is closed then.
+    ///
+    /// Until a `BEGIN_REQUEST` arrives, only what has arrived is read: a connection without a
+    /// whole record waits with the listener again ([`Listener::park`]), so neither an idle
+    /// kept connection nor a new one that sends nothing holds a thread. Once a request has
+    /// begun, the rest of its head is on its way and is waited for. When the idle set is full,
+    /// a kept connection is closed, and a new one (whose request may be a moment behind its
+    /// connection) is waited for here.
     fn read_begin(&self, mut conn: Conn) -> Option<(Conn, Begun)> {
         let mut pending: Option<Pending> = None;
+        let mut wait = false;
         loop {
-            let record = conn.next_record().ok()??;
+            let record = match conn.next_record(wait || pending.is_some()) {
+                Ok(record) => record?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match self.park(conn) {
+                    Err(back) if back.fresh && !self.is_shut_down() => {
+                        conn = back;
+                        wait = true;
+                        continue;
+                    }
+                    // Parked, or closed.
+                    _ => return None,
+                },
+                Err(_) => return None,
+            };
             let content = conn.bytes(record.content);
             let id = record.request_id;
             if id == NULL_REQUEST_ID {
-                let reply = management_reply(record.record_type, content, self.max_conns());
+                let reply = management_reply(record.record_type, content, self.limits());
                 conn.send(&reply).ok()?;
                 continue;
             }
@@ -484,6 +589,7 @@ impl Listener {
                     }
                     continue;
                 }
+                conn.fresh = false;
                 pending = Some(Pending {
                     id,
                     role: begin.role,
@@ -550,26 +656,6 @@ fn listen_error(e: listen::Error) -> io::Error {
     io::Error::new(kind, e)
 }
 
-/// Connects to `addr` once and hangs up, so that a thread in `accept(2)` returns.
-fn wake(addr: &Addr) {
-    // The results are ignored: a failed wake-up leaves that thread in accept(2) until the next
-    // connection, which it then closes because the listener is shut down.
-    match addr {
-        Addr::Ip(sa) => {
-            let ip = match sa.ip() {
-                IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-                ip => ip,
-            };
-            let _ = TcpStream::connect_timeout(&SocketAddr::new(ip, sa.port()), LINGER);
-        }
-        Addr::Unix(path) => {
-            let _ = UnixStream::connect(path);
-        }
-        _ => {}
-    }
-}
-
 /// A request whose `BEGIN_REQUEST` arrived and whose `PARAMS` are being read.
 struct Pending {
     id: u16,
@@ -586,18 +672,27 @@ struct Begun {
     params: Params,
 }
 
+/// The `FCGI_MAX_CONNS` and `FCGI_MAX_REQS` a listener answers.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    conns: usize,
+    reqs: usize,
+}
+
 /// The answer to a management record (request id 0, §4).
-fn management_reply(record_type: RecordType, content: &[u8], max_conns: usize) -> Vec<u8> {
+fn management_reply(record_type: RecordType, content: &[u8], limits: Limits) -> Vec<u8> {
     let mut out = Vec::new();
     if record_type != RecordType::GetValues {
         proto::encode_unknown_type(UnknownType { record_type }, &mut out);
         return out;
     }
-    let max_conns = max_conns.to_string();
+    let max_conns = limits.conns.to_string();
+    let max_reqs = limits.reqs.to_string();
     let mut answers: Vec<(&[u8], &[u8])> = Vec::with_capacity(3);
     for name in proto::decode_get_values(content).map_while(Result::ok) {
         let value: &[u8] = match name {
-            proto::MAX_CONNS | proto::MAX_REQS => max_conns.as_bytes(),
+            proto::MAX_CONNS => max_conns.as_bytes(),
+            proto::MAX_REQS => max_reqs.as_bytes(),
             // One request per connection at a time.
             proto::MPXS_CONNS => b"0",
             // §4.1: names the application does not know are left out.
@@ -652,10 +747,10 @@ fn refusal(id: u16, status: u16) -> Vec<u8> {
 /// One thread's accept loop on a [`Listener`]: libfcgi's `FCGX_Request` after
 /// `FCGX_InitRequest`, with [`Acceptor::accept`] as `FCGX_Accept_r`.
 ///
-/// It holds the connection the last request asked to keep (`FCGI_KEEP_CONN`), and its next
-/// `accept` reads the next request from that connection first; when the web server closes it,
-/// `accept` goes back to the listener. Dropping the acceptor closes a kept connection. Make one
-/// per thread:
+/// A connection the web server asked to keep (`FCGI_KEEP_CONN`) waits with the listener, for
+/// any thread's `accept` (see the [module docs](self)); the acceptor itself holds one only when
+/// its next request was read with the last one, and its next `accept` serves that first.
+/// Dropping the acceptor closes such a connection. Make one per thread:
 ///
 /// ```no_run
 /// # fn serve(listener: &gatekit_fastcgi::sdk::Listener) -> std::io::Result<()> {
@@ -676,8 +771,9 @@ pub struct Acceptor<'l> {
 }
 
 impl<'l> Acceptor<'l> {
-    /// Waits for the next request: on the kept connection if there is one, else on a new
-    /// connection from the listener. Returns once the request's `PARAMS` are complete; its
+    /// Waits for the next request: the one already read on this acceptor's kept connection if
+    /// there is one, else the first to come on an idle kept connection or a new connection
+    /// from the listener. Returns once the request's `PARAMS` are complete; its
     /// `STDIN` is read as the application reads [`Request::stdin`]. Management records, unknown
     /// roles, multiplexing attempts and malformed connections are dealt with inside (see the
     /// [module docs](self)).
@@ -707,7 +803,8 @@ impl<'l> Acceptor<'l> {
         self.listener
     }
 
-    /// Whether a kept connection waits for the next `accept`.
+    /// Whether this acceptor holds a kept connection with its next request read already (or
+    /// begun), for the next `accept`. Idle kept connections wait with the listener instead.
     #[must_use]
     pub fn has_kept_connection(&self) -> bool {
         self.kept.is_some()
@@ -744,14 +841,21 @@ thread_local! {
     static THREAD_SLOTS: RefCell<Vec<ThreadSlot>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Where a request's connection goes back to when it is kept.
+/// Where a request's kept connection goes when its next request is read already: back to the
+/// thread's loop. (One with nothing buffered waits with the listener, [`Listener::park`].)
 enum Home<'a> {
     Acceptor(&'a mut Option<Conn>),
     Thread { listener: u64, thread: ThreadId },
 }
 
 impl Home<'_> {
-    fn put(&mut self, conn: Conn) {
+    fn put(&mut self, conn: Conn, listener: &Listener) {
+        if conn.buffered().is_empty() {
+            // Refused (too many idle already): closed; the web server opens another when it
+            // needs one.
+            let _ = listener.park(conn);
+            return;
+        }
         match self {
             Home::Acceptor(slot) => **slot = Some(conn),
             Home::Thread { listener, thread } => {
@@ -820,6 +924,8 @@ struct Conn {
     end: usize,
     /// The web server closed its side.
     eof: bool,
+    /// No request has begun on it yet.
+    fresh: bool,
 }
 
 impl Drop for Conn {
@@ -830,6 +936,12 @@ impl Drop for Conn {
             // Ignored: the thread is exiting, and the buffer is simply freed.
             let _ = SPARE_READ_BUFFER.try_with(|spare| spare.set(buf));
         }
+    }
+}
+
+impl std::os::fd::AsFd for Conn {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 }
 
@@ -854,6 +966,7 @@ impl Conn {
             start: 0,
             end: 0,
             eof: false,
+            fresh: true,
         }
     }
 
@@ -868,9 +981,11 @@ impl Conn {
     }
 
     /// Reads until `need` (at most [`MAX_RECORD_LEN`]) unconsumed bytes are buffered; false if
-    /// the web server closed the connection first. May move the unconsumed bytes to the front
-    /// of the buffer: spans of earlier records are invalid afterwards.
-    fn fill(&mut self, need: usize) -> io::Result<bool> {
+    /// the web server closed the connection first. Without `wait`, reads only what has arrived
+    /// and fails with [`io::ErrorKind::WouldBlock`] when that is not enough. May move the
+    /// unconsumed bytes to the front of the buffer: spans of earlier records are invalid
+    /// afterwards.
+    fn fill(&mut self, need: usize, wait: bool) -> io::Result<bool> {
         if self.end.saturating_sub(self.start) >= need {
             return Ok(true);
         }
@@ -898,7 +1013,14 @@ impl Conn {
             let Some(spare) = self.buf.get_mut(self.end..) else {
                 return Err(io::Error::other("read buffer out of step"));
             };
-            match self.stream.read(spare) {
+            let read = if wait {
+                self.stream.read(spare)
+            } else {
+                rustix::net::recv(&self.stream, spare, rustix::net::RecvFlags::DONTWAIT)
+                    .map(|(n, _)| n)
+                    .map_err(io::Error::from)
+            };
+            match read {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(false);
@@ -917,15 +1039,16 @@ impl Conn {
     /// # Errors
     ///
     /// A read error; [`io::ErrorKind::InvalidData`] for a version other than 1;
-    /// [`io::ErrorKind::UnexpectedEof`] for a connection closed inside a record.
-    fn next_record(&mut self) -> io::Result<Option<RawRecord>> {
+    /// [`io::ErrorKind::UnexpectedEof`] for a connection closed inside a record;
+    /// [`io::ErrorKind::WouldBlock`] without `wait` when the whole record has not arrived.
+    fn next_record(&mut self, wait: bool) -> io::Result<Option<RawRecord>> {
         let truncated = || {
             io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the web server closed the connection inside a FastCGI record",
             )
         };
-        if !self.fill(HEADER_LEN)? {
+        if !self.fill(HEADER_LEN, wait)? {
             return if self.start == self.end {
                 Ok(None)
             } else {
@@ -938,7 +1061,7 @@ impl Conn {
             Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
         };
         let len = header.record_len();
-        if !self.fill(len)? {
+        if !self.fill(len, wait)? {
             return Err(truncated());
         }
         let content_start = self.start + HEADER_LEN;
@@ -1283,7 +1406,7 @@ struct Io {
     data: InState,
     stdout: OutBuf,
     stderr: OutBuf,
-    max_conns: usize,
+    limits: Limits,
     /// An `ABORT_REQUEST` for this request was read.
     aborted: bool,
     /// The connection cannot be read any more (closed by the web server, or malformed).
@@ -1343,7 +1466,7 @@ impl Io {
     /// Reads one record and applies it. Called only when neither stream has pending content,
     /// since reading may move the buffer.
     fn step(&mut self) -> io::Result<()> {
-        let record = match self.conn.next_record() {
+        let record = match self.conn.next_record(true) {
             Ok(Some(record)) => record,
             Ok(None) => {
                 self.closed = true;
@@ -1360,7 +1483,7 @@ impl Io {
             let reply = management_reply(
                 record.record_type,
                 self.conn.bytes(record.content),
-                self.max_conns,
+                self.limits,
             );
             return self.send(&reply);
         }
@@ -1483,6 +1606,7 @@ pub struct Request<'a> {
     /// `None` only once finished.
     io: Option<Io>,
     home: Home<'a>,
+    listener: &'a Listener,
 }
 
 impl fmt::Debug for Request<'_> {
@@ -1497,7 +1621,7 @@ impl fmt::Debug for Request<'_> {
 }
 
 impl<'a> Request<'a> {
-    fn new(conn: Conn, begun: Begun, listener: &Listener, home: Home<'a>) -> Request<'a> {
+    fn new(conn: Conn, begun: Begun, listener: &'a Listener, home: Home<'a>) -> Request<'a> {
         let Begun {
             id,
             role,
@@ -1526,7 +1650,7 @@ impl<'a> Request<'a> {
             data,
             stdout: OutBuf::new(RecordType::Stdout, capacity),
             stderr: OutBuf::new(RecordType::Stderr, capacity),
-            max_conns: listener.max_conns(),
+            limits: listener.limits(),
             aborted: false,
             closed: false,
             broken: false,
@@ -1538,6 +1662,7 @@ impl<'a> Request<'a> {
             params,
             io: Some(io),
             home,
+            listener,
         }
     }
 
@@ -1638,7 +1763,8 @@ impl<'a> Request<'a> {
     /// Ends the request (`FCGX_Finish_r`): sends what is buffered, the empty `STDOUT` record
     /// (and the empty `STDERR` record if `STDERR` was used) and `END_REQUEST` with `app_status`
     /// (the CGI exit status: 0 for success) and `FCGI_REQUEST_COMPLETE`. A connection the web
-    /// server asked to keep goes back to the acceptor for its next `accept`; any other is closed.
+    /// server asked to keep waits for its next request with the listener (see the
+    /// [module docs](self)); any other is closed.
     ///
     /// # Errors
     ///
@@ -1654,7 +1780,10 @@ impl<'a> Request<'a> {
         let ended = io.end(app_status);
         let reusable = ended.is_ok() && self.keep_conn && !io.broken && !io.closed;
         if reusable && !io.conn.eof {
-            self.home.put(io.conn);
+            // The end of STDIN often arrived with the request: skipped here, so that the
+            // connection has nothing buffered and waits with the listener.
+            io.skip_buffered_input();
+            self.home.put(io.conn, self.listener);
         } else if ended.is_ok() && !io.input_done() {
             io.skip_buffered_input();
             if !io.input_done() {
@@ -1777,7 +1906,8 @@ mod tests {
         )
         .unwrap();
         let (record, _) = proto::decode_record(&query).unwrap().unwrap();
-        let reply = management_reply(RecordType::GetValues, record.content, 4);
+        let limits = Limits { conns: 4, reqs: 2 };
+        let reply = management_reply(RecordType::GetValues, record.content, limits);
         let (answer, used) = proto::decode_record(&reply).unwrap().unwrap();
         assert_eq!(used, reply.len());
         assert_eq!(answer.record_type, RecordType::GetValuesResult);
@@ -1786,7 +1916,7 @@ mod tests {
             pairs,
             [(proto::MAX_CONNS, &b"4"[..]), (proto::MPXS_CONNS, b"0")]
         );
-        let unknown = management_reply(RecordType::Unknown(42), b"", 4);
+        let unknown = management_reply(RecordType::Unknown(42), b"", limits);
         assert_eq!(
             unknown,
             b"\x01\x0b\x00\x00\x00\x08\x00\x00\x2a\0\0\0\0\0\0\0"

@@ -107,6 +107,89 @@ fn keep_conn_with_listener_accept_thread_local() {
 }
 
 #[test]
+fn one_thread_serves_more_kept_connections_than_threads() {
+    // libfcgi's thread would wait on the first kept connection and never see the others.
+    for mode in [Mode::Acceptor, Mode::ListenerAccept] {
+        let s = start(1, Config::default(), mode);
+        let mut clients: Vec<Client> = (0..5).map(|_| Client::connect(s.port())).collect();
+        for round in 1..=4u16 {
+            // The last connection first: each waits idle while the others are served.
+            for c in clients.iter_mut().rev() {
+                c.send(&get(round, true, "/keep"));
+                assert_eq!(c.reply(round).text(), "keep_conn=true\n", "{mode:?}");
+            }
+        }
+        // A new connection is served while they are all idle.
+        hello_works(s.port());
+        // Closing idle kept connections is normal; the others stay usable.
+        clients.truncate(2);
+        for c in &mut clients {
+            c.send(&get(9, true, "/hello"));
+            assert_eq!(c.reply(9).text(), "Hello, world!\n");
+        }
+        assert!(s.errors().is_empty(), "{:?}", s.errors());
+    }
+}
+
+#[test]
+fn silent_connections_hold_no_thread() {
+    let mut config = Config::default();
+    config.max_kept_conns = 3;
+    let s = start(1, config, Mode::Acceptor);
+    // Connections that send nothing, or half a record header, wait without the only thread.
+    let mut silent: Vec<Client> = (0..3).map(|_| Client::connect(s.port())).collect();
+    silent[1].send(b"\x01\x01");
+    std::thread::sleep(Duration::from_millis(100));
+    hello_works(s.port());
+    // One more than the limit is new: it may be a web server whose request is a moment
+    // behind its connection, so the thread waits for it rather than close it.
+    let mut extra = Client::connect(s.port());
+    std::thread::sleep(Duration::from_millis(100));
+    extra.send(&get(1, false, "/hello"));
+    assert_eq!(extra.reply(1).text(), "Hello, world!\n");
+    // The one with half a header is served once the rest arrives.
+    let mut rest = get(1, false, "/hello");
+    rest.drain(..2);
+    silent[1].send(&rest);
+    assert_eq!(silent[1].reply(1).text(), "Hello, world!\n");
+    hello_works(s.port());
+}
+
+#[test]
+fn kept_connections_beyond_the_limit_are_closed_after_their_request() {
+    let mut config = Config::default();
+    config.max_kept_conns = 1;
+    let s = start(2, config, Mode::Acceptor);
+    let mut a = Client::connect(s.port());
+    a.send(&get(1, true, "/keep"));
+    assert_eq!(a.reply(1).text(), "keep_conn=true\n");
+    let mut b = Client::connect(s.port());
+    b.send(&get(1, true, "/keep"));
+    assert_eq!(b.reply(1).text(), "keep_conn=true\n");
+    assert!(b.closed(), "one idle connection is held, and that is a's");
+    a.send(&get(2, true, "/hello"));
+    assert_eq!(a.reply(2).text(), "Hello, world!\n");
+}
+
+#[test]
+fn idle_kept_connections_are_closed_after_the_read_timeout() {
+    let mut config = Config::default();
+    config.read_timeout = Some(Duration::from_millis(300));
+    let s = start(1, config, Mode::Acceptor);
+    let mut a = Client::connect(s.port());
+    a.send(&get(1, true, "/hello"));
+    assert_eq!(a.reply(1).text(), "Hello, world!\n");
+    let began = Instant::now();
+    assert!(a.closed());
+    let waited = began.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    hello_works(s.port());
+}
+
+#[test]
 fn get_values_answered_truthfully_at_any_time() {
     let s = server();
     let mut c = Client::connect(s.port());
@@ -123,8 +206,10 @@ fn get_values_answered_truthfully_at_any_time() {
     .unwrap();
     c.send(&q);
     let (_, raw) = c.raw_record().unwrap();
-    let want: &[u8] = b"\x01\x0a\x00\x00\x00\x33\x05\x00\
-        \x0e\x01FCGI_MAX_CONNS4\x0d\x01FCGI_MAX_REQS4\x0f\x01FCGI_MPXS_CONNS0\0\0\0\0\0";
+    // A request at a time per thread (4), and a connection for each of those and for each of
+    // the 256 idle kept connections it may hold.
+    let want: &[u8] = b"\x01\x0a\x00\x00\x00\x35\x03\x00\
+        \x0e\x03FCGI_MAX_CONNS260\x0d\x01FCGI_MAX_REQS4\x0f\x01FCGI_MPXS_CONNS0\0\0\0";
     assert_eq!(
         raw.escape_ascii().to_string(),
         want.escape_ascii().to_string()
@@ -767,9 +852,10 @@ fn crash_stdin_before_params_end_closes() {
 fn nginx_case(keep_conn: bool) {
     let s = server();
     let port = s.port();
-    // At most as many idle kept connections as accepting threads (docs/fastcgi-sdk.md).
+    // More idle kept connections than accepting threads: they wait together, not each on a
+    // thread (docs/fastcgi-sdk.md).
     let (keepalive, keep) = if keep_conn {
-        ("keepalive 2;", "fastcgi_keep_conn on;")
+        ("keepalive 32;", "fastcgi_keep_conn on;")
     } else {
         ("", "")
     };
@@ -803,6 +889,22 @@ fn nginx_case(keep_conn: bool) {
     assert_eq!(r.text(), "logged\n");
     let r = curl(&[], &ws.url("/missing"));
     assert_eq!(r.status, 404);
+    // 100 requests at once over up to 32 kept connections, on the server's threads.
+    let urls: Vec<String> = (0..100).map(|i| ws.url(&format!("/hello?n={i}"))).collect();
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "-Z", "--parallel-max", "100"])
+        .args(["-w", "%{http_code}\n"])
+        .args(urls.iter().flat_map(|u| ["-o", "/dev/null", u.as_str()]))
+        .output()
+        .unwrap();
+    let codes = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        codes.lines().filter(|l| *l == "200").count(),
+        100,
+        "{codes} {} {}",
+        String::from_utf8_lossy(&out.stderr),
+        ctx()
+    );
     let log = ws.error_log();
     assert!(log.contains("sdk-stderr-marker"), "{log}");
     assert!(!log.contains("upstream prematurely closed"), "{log}");

@@ -1,0 +1,354 @@
+//! Where the SDK-style API's threads wait: on the listening socket and on every idle kept
+//! connection at once, with one epoll instance the accepting threads share.
+//!
+//! libfcgi's threads each wait on their own kept connection, so a thread whose web server
+//! keeps a connection idle serves nobody else, and connections beyond the thread count wait in
+//! the backlog until a kept one closes (nginx with `keepalive 32` in front of four threads: a
+//! p99 of seconds and timeouts). Here a finished request's kept connection goes into a shared
+//! set ([`Idle::park`]); any thread takes it back when the web server sends on it, or takes a
+//! new connection from the listener, whichever comes first ([`Idle::wait`]).
+//!
+//! Every registration is one-shot: one event wakes one thread (threads in `epoll_wait` on one
+//! instance are woken one at a time), which takes that connection alone, and the listener is
+//! armed again ([`Idle::rearm_listener`]) as soon as its connection is accepted. An eventfd,
+//! left readable once written, wakes every waiting thread on shutdown.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
+
+/// The listener's token.
+const LISTENER: u64 = u64::MAX;
+/// The shutdown eventfd's token.
+const WAKE: u64 = u64::MAX - 1;
+
+/// What [`Idle::wait`] found.
+#[derive(Debug)]
+pub(crate) enum Ready<T> {
+    /// The listener has a connection waiting (it is disarmed until [`Idle::rearm_listener`]).
+    Listener,
+    /// An idle connection the web server sent on (or closed), now the caller's.
+    Conn(T),
+    /// [`Idle::wake_all`] was called.
+    Woken,
+    /// The timeout passed.
+    TimedOut,
+}
+
+/// One place for an idle connection: a generation, so that a stale event for a connection
+/// already taken (and its place reused) takes nothing.
+struct Slot<T> {
+    generation: u32,
+    conn: Option<(T, Instant)>,
+}
+
+struct Table<T> {
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+/// The listener and the idle kept connections, watched by one epoll instance.
+pub(crate) struct Idle<T> {
+    epoll: OwnedFd,
+    wake: OwnedFd,
+    slots: Mutex<Table<T>>,
+    max: usize,
+}
+
+impl<T> std::fmt::Debug for Idle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idle")
+            .field("idle", &self.lock().len)
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
+}
+
+fn token(generation: u32, idx: u32) -> u64 {
+    (u64::from(generation & 0x7fff_ffff) << 32) | u64::from(idx)
+}
+
+impl<T> Idle<T> {
+    fn lock(&self) -> MutexGuard<'_, Table<T>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<T: AsFd> Idle<T> {
+    /// Watches `listener` (which must be non-blocking: another process sharing it may take the
+    /// connection first) and holds at most `max` idle connections.
+    pub(crate) fn new(listener: impl AsFd, max: usize) -> io::Result<Idle<T>> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(
+            &epoll,
+            listener,
+            epoll::EventData::new_u64(LISTENER),
+            epoll::EventFlags::IN | epoll::EventFlags::ONESHOT,
+        )?;
+        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        epoll::add(
+            &epoll,
+            &wake,
+            epoll::EventData::new_u64(WAKE),
+            epoll::EventFlags::IN,
+        )?;
+        Ok(Idle {
+            epoll,
+            wake,
+            slots: Mutex::new(Table {
+                slots: Vec::new(),
+                free: Vec::new(),
+                len: 0,
+            }),
+            max,
+        })
+    }
+
+    /// Arms the listener again after [`Ready::Listener`].
+    pub(crate) fn rearm_listener(&self, listener: impl AsFd) -> io::Result<()> {
+        epoll::modify(
+            &self.epoll,
+            listener,
+            epoll::EventData::new_u64(LISTENER),
+            epoll::EventFlags::IN | epoll::EventFlags::ONESHOT,
+        )?;
+        Ok(())
+    }
+
+    /// Holds `conn` until the web server sends on it or closes it. Gives it back when `max`
+    /// connections are held already, or epoll refuses it: the caller closes it then.
+    pub(crate) fn park(&self, conn: T) -> Result<(), T> {
+        let mut guard = self.lock();
+        let slots = &mut *guard;
+        if slots.len >= self.max {
+            return Err(conn);
+        }
+        let idx = match slots.free.pop() {
+            Some(idx) => idx,
+            None => {
+                let Ok(idx) = u32::try_from(slots.slots.len()) else {
+                    return Err(conn);
+                };
+                slots.slots.push(Slot {
+                    generation: 0,
+                    conn: None,
+                });
+                idx
+            }
+        };
+        let Some(slot) = slots.slots.get_mut(idx as usize) else {
+            return Err(conn);
+        };
+        slot.generation = slot.generation.wrapping_add(1) & 0x7fff_ffff;
+        let data = epoll::EventData::new_u64(token(slot.generation, idx));
+        let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ONESHOT;
+        // In the set before it is armed: an event may come at once, to another thread, which
+        // takes the lock after this one.
+        let armed = match epoll::modify(&self.epoll, &conn, data, flags) {
+            Err(rustix::io::Errno::NOENT) => epoll::add(&self.epoll, &conn, data, flags),
+            other => other,
+        };
+        if armed.is_err() {
+            slots.free.push(idx);
+            return Err(conn);
+        }
+        slot.conn = Some((conn, Instant::now()));
+        slots.len += 1;
+        Ok(())
+    }
+
+    /// Waits (for at most `timeout`) until the listener has a connection, an idle connection
+    /// has input, or [`Idle::wake_all`] is called.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<Ready<T>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(1);
+        loop {
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(Ready::TimedOut),
+                },
+                None => None,
+            };
+            let ts = left.map(|left| Timespec {
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(left.subsec_nanos()),
+            });
+            events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                ts.as_ref(),
+            ) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let Some(event) = events.first() else {
+                continue;
+            };
+            match event.data.u64() {
+                LISTENER => return Ok(Ready::Listener),
+                WAKE => return Ok(Ready::Woken),
+                t => {
+                    let (generation, idx) = ((t >> 32) as u32, t as u32);
+                    if let Some(conn) = self.take(generation, idx) {
+                        return Ok(Ready::Conn(conn));
+                    }
+                    // Stale: closed by [`Idle::close_idle_for`] meanwhile.
+                }
+            }
+        }
+    }
+
+    fn take(&self, generation: u32, idx: u32) -> Option<T> {
+        let mut guard = self.lock();
+        let slots = &mut *guard;
+        let slot = slots.slots.get_mut(idx as usize)?;
+        if slot.generation != generation {
+            return None;
+        }
+        let (conn, _) = slot.conn.take()?;
+        slots.free.push(idx);
+        slots.len -= 1;
+        Some(conn)
+    }
+
+    /// Closes the connections idle for `limit` or longer.
+    pub(crate) fn close_idle_for(&self, limit: Duration) {
+        let now = Instant::now();
+        let mut closed = Vec::new();
+        {
+            let mut guard = self.lock();
+            let slots = &mut *guard;
+            for (idx, slot) in slots.slots.iter_mut().enumerate() {
+                if slot
+                    .conn
+                    .as_ref()
+                    .is_some_and(|(_, since)| now.duration_since(*since) >= limit)
+                {
+                    closed.extend(slot.conn.take().map(|(conn, _)| conn));
+                    slots.free.extend(u32::try_from(idx).ok());
+                }
+            }
+            slots.len -= closed.len();
+        }
+        // Closed outside the lock; closing takes each out of the epoll set.
+        drop(closed);
+    }
+
+    /// The idle connections held now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len
+    }
+
+    /// Wakes every thread in [`Idle::wait`], now and from now on.
+    pub(crate) fn wake_all(&self) {
+        // Ignored: the counter only fails to grow when already huge, which wakes just the same.
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::sync::Arc;
+
+    fn setup(
+        max: usize,
+    ) -> (
+        Idle<UnixStream>,
+        UnixListener,
+        std::path::PathBuf,
+        tempfile::TempDir,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let l = UnixListener::bind(&path).unwrap();
+        l.set_nonblocking(true).unwrap();
+        (Idle::new(&l, max).unwrap(), l, path, dir)
+    }
+
+    const SHORT: Option<Duration> = Some(Duration::from_millis(50));
+
+    #[test]
+    fn listener_then_parked_connection_then_timeout() {
+        let (idle, l, path, _dir) = setup(4);
+        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::TimedOut));
+        let mut client = UnixStream::connect(&path).unwrap();
+        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Listener));
+        let (server, _) = l.accept().unwrap();
+        // One-shot: the second connection is not reported until the listener is re-armed.
+        let _other = UnixStream::connect(&path).unwrap();
+        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::TimedOut));
+        idle.rearm_listener(&l).unwrap();
+        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Listener));
+        let _ = l.accept().unwrap();
+
+        idle.park(server).unwrap();
+        assert_eq!(idle.len(), 1);
+        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::TimedOut));
+        client.write_all(b"x").unwrap();
+        let Ready::Conn(server) = idle.wait(SHORT).unwrap() else {
+            panic!("the parked connection")
+        };
+        assert_eq!(idle.len(), 0);
+        // Parked again with input already there: reported at once.
+        idle.park(server).unwrap();
+        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Conn(_)));
+    }
+
+    #[test]
+    fn full_set_gives_the_connection_back() {
+        let (idle, _l, _path, _dir) = setup(1);
+        let (a, _a) = UnixStream::pair().unwrap();
+        let (b, _b) = UnixStream::pair().unwrap();
+        idle.park(a).unwrap();
+        assert!(idle.park(b).is_err());
+    }
+
+    #[test]
+    fn idle_connections_are_closed_after_the_limit() {
+        let (idle, _l, _path, _dir) = setup(4);
+        let (a, mut peer) = UnixStream::pair().unwrap();
+        idle.park(a).unwrap();
+        idle.close_idle_for(Duration::from_secs(60));
+        assert_eq!(idle.len(), 1);
+        idle.close_idle_for(Duration::ZERO);
+        assert_eq!(idle.len(), 0);
+        let mut buf = [0u8; 1];
+        assert_eq!(std::io::Read::read(&mut peer, &mut buf).unwrap(), 0);
+        // Its place is reused by the next one; the old one's events (none here) are stale.
+        let (b, mut peer_b) = UnixStream::pair().unwrap();
+        idle.park(b).unwrap();
+        peer_b.write_all(b"y").unwrap();
+        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Conn(_)));
+    }
+
+    #[test]
+    fn wake_all_wakes_every_waiting_thread() {
+        let (idle, _l, _path, _dir) = setup(4);
+        let idle = Arc::new(idle);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let idle = Arc::clone(&idle);
+                std::thread::spawn(move || idle.wait(Some(Duration::from_secs(10))).unwrap())
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        let began = Instant::now();
+        idle.wake_all();
+        for t in threads {
+            assert!(matches!(t.join().unwrap(), Ready::Woken));
+        }
+        assert!(began.elapsed() < Duration::from_secs(5));
+    }
+}
