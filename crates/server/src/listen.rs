@@ -920,6 +920,17 @@ impl Listener {
     }
 
     fn accept_with(&self, flags: SocketFlags) -> io::Result<(Stream, Peer)> {
+        if let Sock::Unix(_) = self.sock {
+            // A Unix peer's address is not used (it is unnamed anyway):
+            // the kernel is not asked to copy it.
+            let fd = loop {
+                match rnet::accept_with(self.as_fd(), flags) {
+                    Err(Errno::INTR) => {}
+                    other => break other?,
+                }
+            };
+            return Ok((Stream::Unix(UnixStream::from(fd)), Peer::Unix));
+        }
         let (fd, addr) = loop {
             match rnet::acceptfrom_with(self.as_fd(), flags) {
                 Err(Errno::INTR) => {}
