@@ -915,6 +915,14 @@ thread_local! {
     static SPARE_READ_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
+/// Reads what has arrived on `stream` without waiting (`MSG_DONTWAIT`: the socket itself stays
+/// blocking); [`io::ErrorKind::WouldBlock`] when nothing has.
+fn recv_now(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
+    rustix::net::recv(stream, buf, rustix::net::RecvFlags::DONTWAIT)
+        .map(|(n, _)| n)
+        .map_err(io::Error::from)
+}
+
 /// A connection to a web server with its read buffer.
 struct Conn {
     stream: Stream,
@@ -1016,9 +1024,7 @@ impl Conn {
             let read = if wait {
                 self.stream.read(spare)
             } else {
-                rustix::net::recv(&self.stream, spare, rustix::net::RecvFlags::DONTWAIT)
-                    .map(|(n, _)| n)
-                    .map_err(io::Error::from)
+                recv_now(&self.stream, spare)
             };
             match read {
                 Ok(0) => {
@@ -1100,14 +1106,12 @@ impl Conn {
         let Some(spare) = self.buf.get_mut(self.end..).filter(|s| !s.is_empty()) else {
             return Ok(());
         };
-        self.stream.set_nonblocking(true)?;
         let read = loop {
-            match self.stream.read(spare) {
+            match recv_now(&self.stream, spare) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => break other,
             }
         };
-        self.stream.set_nonblocking(false)?;
         match read {
             Ok(0) => self.eof = true,
             Ok(n) => self.end += n,
@@ -1754,7 +1758,7 @@ impl<'a> Request<'a> {
     }
 
     /// Whether the web server asked to abort this request (`ABORT_REQUEST`, §5.4) or closed the
-    /// connection. Looks at what has arrived without waiting (a few system calls). The
+    /// connection. Looks at what has arrived without waiting (one system call). The
     /// application should stop early and still call [`Request::finish`].
     pub fn abort_requested(&mut self) -> bool {
         self.io.as_mut().is_none_or(Io::abort_requested)
