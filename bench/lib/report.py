@@ -93,8 +93,9 @@ def main():
     order = [row[0] for row in read_tsv(labels_path)]
     status = {(p, int(c), b): s for p, c, b, s in read_tsv(targets_path)}
     raw = {}
-    for path, c, b, _r, out, bt, nt in read_tsv(runs_path):
+    for path, c, b, rnd, out, bt, nt in read_tsv(runs_path):
         d = parse_wrk(out)
+        d["round"] = rnd
         d["bticks"] = int(bt) if bt != "-" else None
         d["nticks"] = int(nt) if nt != "-" else None
         raw.setdefault((path, int(c), b), []).append(d)
@@ -118,6 +119,15 @@ def main():
         }
 
     res = {k: agg(k) for k in raw}
+
+    def per_round(key, ref):
+        """The median over rounds of key's req/s over ref's in the same round:
+        interleaved runs of one round share the machine's state, so this moves
+        less with the load of the moment than a ratio of two medians."""
+        mine = {d["round"]: d["rps"] for d in raw.get(key, [])}
+        theirs = {d["round"]: d["rps"] for d in raw.get(ref, [])}
+        ratios = [mine[r] / theirs[r] for r in mine if r in theirs and theirs[r] > 0]
+        return statistics.median(ratios) if len(ratios) >= 2 else None
     plt = pyplot()
     conns = sorted({k[1] for k in status})
     ms = lambda x: "–" if x is None or math.isnan(x) else (f"{x:.2f} ms" if x < 10 else f"{x:,.0f} ms")
@@ -186,9 +196,12 @@ def main():
                     out.append(line + (f" {rc} |" if ceil_name else ""))
                     if k[0] == path or k[0] == "return":
                         rows_for_plot.append((c, name, a["rps"], b))
-                g = res.get((path, c, "gatekit_cgi" if fam == "cgi" else "gatekit"))
+                gkey = (path, c, "gatekit_cgi" if fam == "cgi" else "gatekit")
+                g = res.get(gkey)
                 if g:
-                    summary.append((title, heading, c, g, best, ceil, ceil_name))
+                    ckey = ("return", c, "nginx_return") if fam_ceiling == "nginx_return" else (path, c, fam_ceiling)
+                    pr = per_round(gkey, ckey) if ceil else None
+                    summary.append((title, heading, c, g, best, ceil, ceil_name, pr))
             out.append("")
             plots.setdefault(fam, []).append((heading, rows_for_plot))
         if fam == "fastcgi":
@@ -203,13 +216,14 @@ def main():
 
     # The summary, first.
     head = ["### gatekit against the best peer, at a glance\n",
-            "| path | c | gatekit req/s | best peer | its req/s | × best peer | × ceiling |",
-            "|---|---:|---:|---|---:|---:|---:|"]
-    for title, heading, c, g, best, ceil, ceil_name in summary:
+            "| path | c | gatekit req/s | best peer | its req/s | × best peer | × ceiling | × ceiling, per round |",
+            "|---|---:|---:|---|---:|---:|---:|---:|"]
+    for title, heading, c, g, best, ceil, ceil_name, pr in summary:
         short = f"{title}: {heading.split(' (')[0]}"
         bp = f"{label(best[0])} | {best[1]['rps']:,.0f} | {g['rps'] / best[1]['rps']:.2f}" if best else "– | – | –"
         rc = f"{g['rps'] / ceil['rps']:.2f} ({ceil_name})" if ceil and ceil["rps"] else "–"
-        head.append(f"| {short} | {c} | {g['rps']:,.0f} | {bp} | {rc} |")
+        prs = f"{pr:.2f}" if pr is not None else "–"
+        head.append(f"| {short} | {c} | {g['rps']:,.0f} | {bp} | {rc} | {prs} |")
     head.append("")
     if not plt:
         out.append("(no plots: matplotlib is not installed)\n")
