@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use gatekit_fastcgi::proto::{self, EndRequest, ProtocolStatus, RecordType, Role};
 use gatekit_fastcgi::sdk::{Config, Listener};
-use gatekit_testkit::{WebServer, curl, pattern, require, sha256};
+use gatekit_testkit::{WebServer, curl, curl_parallel, pattern, require, sha256};
 use sdk_common::{
     Client, Mode, Running, begin, big_body, get, hello_works, params, request, start, stream,
 };
@@ -891,20 +891,8 @@ fn nginx_case(keep_conn: bool) {
     assert_eq!(r.status, 404);
     // 100 requests at once over up to 32 kept connections, on the server's threads.
     let urls: Vec<String> = (0..100).map(|i| ws.url(&format!("/hello?n={i}"))).collect();
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "30", "-Z", "--parallel-max", "100"])
-        .args(["-w", "%{http_code}\n"])
-        .args(urls.iter().flat_map(|u| ["-o", "/dev/null", u.as_str()]))
-        .output()
-        .unwrap();
-    let codes = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        codes.lines().filter(|l| *l == "200").count(),
-        100,
-        "{codes} {} {}",
-        String::from_utf8_lossy(&out.stderr),
-        ctx()
-    );
+    let got = curl_parallel(&urls, 30);
+    assert_eq!(got.ok, 100, "{}\n{}", got.report, ctx());
     let log = ws.error_log();
     assert!(log.contains("sdk-stderr-marker"), "{log}");
     assert!(!log.contains("upstream prematurely closed"), "{log}");

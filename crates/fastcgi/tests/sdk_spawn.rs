@@ -15,7 +15,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use gatekit_fastcgi::sdk::{Listener, Request};
-use gatekit_testkit::{WebServer, curl, free_port, pattern, require, sha256};
+use gatekit_testkit::{WebServer, curl, curl_parallel, free_port, pattern, require, sha256};
 
 /// Set to `1` in the environment of the process spawn-fcgi starts: it makes `child` serve.
 const CHILD_ENV: &str = "GATEKIT_SDK_CHILD";
@@ -266,19 +266,8 @@ fn spawn_fcgi_case(keep_conn: bool) {
     assert_eq!(sha256(&r.body), sha256(&body), "{}", ctx());
     // 16 at once, over the 4 accepting threads.
     let urls: Vec<String> = (0..16).map(|i| ws.url(&format!("/hello?n={i}"))).collect();
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-Z", "-w", "%{http_code}\n"])
-        .args(urls.iter().flat_map(|u| ["-o", "/dev/null", u.as_str()]))
-        .output()
-        .unwrap();
-    let codes = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        codes.lines().filter(|l| *l == "200").count(),
-        16,
-        "{codes}{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        ctx()
-    );
+    let got = curl_parallel(&urls, 10);
+    assert_eq!(got.ok, 16, "{}\n{}", got.report, ctx());
     let r = curl(&[], &ws.url("/missing"));
     assert_eq!(r.status, 404, "{}", ctx());
 

@@ -13,7 +13,9 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{Running, config, start};
-use gatekit_testkit::{WebServer, curl, curl_to_file, pattern, require, sha256, sha256_file};
+use gatekit_testkit::{
+    WebServer, curl, curl_parallel, curl_to_file, pattern, require, sha256, sha256_file,
+};
 
 /// Where the backend listens, as each web server spells it.
 enum Backend {
@@ -114,30 +116,12 @@ fn check_all(ws: &WebServer, backend: &Running, name: &str, stderr_marker_in_log
 
     // 200 concurrent requests, zero errors.
     let urls: Vec<String> = (0..200).map(|i| ws.url(&format!("/hello?n={i}"))).collect();
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "60",
-            "-Z",
-            "--parallel-max",
-            "200",
-            "-w",
-            "%{http_code}\n",
-        ])
-        .args(urls.iter().flat_map(|u| ["-o", "/dev/null", u.as_str()]))
-        .output()
-        .unwrap();
-    let codes = String::from_utf8_lossy(&out.stdout);
-    let ok = codes.lines().filter(|l| *l == "200").count();
+    let got = curl_parallel(&urls, 60);
     assert_eq!(
-        ok,
+        got.ok,
         200,
         "{}",
-        ctx(&format!(
-            "concurrent: {codes} {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        ctx(&format!("concurrent: {}", got.report))
     );
 }
 

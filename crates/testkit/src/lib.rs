@@ -190,6 +190,33 @@ pub fn curl(args: &[&str], url: &str) -> Response {
     }
 }
 
+/// What [`curl_parallel`] got back.
+#[derive(Debug)]
+pub struct Parallel {
+    /// How many of the requests were answered 200.
+    pub ok: usize,
+    /// Every status curl wrote, and its error output, for a failed assertion.
+    pub report: String,
+}
+
+/// GETs every URL of `urls` at once (`curl -Z`, all in parallel), each in at
+/// most `max_time` seconds, and counts the answers with status 200.
+#[must_use]
+pub fn curl_parallel(urls: &[String], max_time: u32) -> Parallel {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", &max_time.to_string(), "-Z"])
+        .args(["--parallel-max", &urls.len().max(1).to_string()])
+        .args(["-w", "%{http_code}\n"])
+        .args(urls.iter().flat_map(|u| ["-o", "/dev/null", u.as_str()]))
+        .output()
+        .expect("curl runs");
+    let codes = String::from_utf8_lossy(&out.stdout);
+    Parallel {
+        ok: codes.lines().filter(|l| *l == "200").count(),
+        report: format!("{codes}{}", String::from_utf8_lossy(&out.stderr)),
+    }
+}
+
 /// Downloads `url` into `dest` with curl and returns the HTTP status.
 #[must_use]
 pub fn curl_to_file(args: &[&str], url: &str, dest: &Path) -> u16 {
