@@ -14,6 +14,7 @@
 //! left readable once written, wakes every waiting thread on shutdown.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -49,6 +50,8 @@ struct Table<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
     len: usize,
+    /// When connections were last looked at for [`Idle::close_after`].
+    last_sweep: Instant,
 }
 
 /// The listener and the idle kept connections, watched by one epoll instance.
@@ -57,6 +60,8 @@ pub(crate) struct Idle<T> {
     wake: OwnedFd,
     slots: Mutex<Table<T>>,
     max: usize,
+    /// Connections idle this long are closed (looked at every half of it, 10 ms to 1 s).
+    close_after: Option<Duration>,
 }
 
 impl<T> std::fmt::Debug for Idle<T> {
@@ -80,8 +85,13 @@ impl<T> Idle<T> {
 
 impl<T: AsFd> Idle<T> {
     /// Watches `listener` (which must be non-blocking: another process sharing it may take the
-    /// connection first) and holds at most `max` idle connections.
-    pub(crate) fn new(listener: impl AsFd, max: usize) -> io::Result<Idle<T>> {
+    /// connection first), holds at most `max` idle connections, and closes those idle for
+    /// `close_after`.
+    pub(crate) fn new(
+        listener: impl AsFd,
+        max: usize,
+        close_after: Option<Duration>,
+    ) -> io::Result<Idle<T>> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         epoll::add(
             &epoll,
@@ -103,8 +113,10 @@ impl<T: AsFd> Idle<T> {
                 slots: Vec::new(),
                 free: Vec::new(),
                 len: 0,
+                last_sweep: Instant::now(),
             }),
             max,
+            close_after: close_after.filter(|d| !d.is_zero()),
         })
     }
 
@@ -162,11 +174,17 @@ impl<T: AsFd> Idle<T> {
     }
 
     /// Waits (for at most `timeout`) until the listener has a connection, an idle connection
-    /// has input, or [`Idle::wake_all`] is called.
+    /// has input, or [`Idle::wake_all`] is called. Closes the connections idle too long
+    /// meanwhile.
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<Ready<T>> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut events: Vec<epoll::Event> = Vec::with_capacity(1);
+        let sweep_every = self
+            .close_after
+            .map(|d| (d / 2).clamp(Duration::from_millis(10), Duration::from_secs(1)));
         loop {
+            if let (Some(limit), Some(every)) = (self.close_after, sweep_every) {
+                self.sweep(limit, every);
+            }
             let left = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => Some(left),
@@ -174,20 +192,20 @@ impl<T: AsFd> Idle<T> {
                 },
                 None => None,
             };
-            let ts = left.map(|left| Timespec {
-                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-                tv_nsec: i64::from(left.subsec_nanos()),
+            let ts = match (left, sweep_every) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+            .map(|d| Timespec {
+                tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(d.subsec_nanos()),
             });
-            events.clear();
-            match epoll::wait(
-                &self.epoll,
-                rustix::buffer::spare_capacity(&mut events),
-                ts.as_ref(),
-            ) {
-                Ok(_) => {}
+            let mut buffer = [MaybeUninit::<epoll::Event>::uninit(); 1];
+            let events = match epoll::wait(&self.epoll, &mut buffer, ts.as_ref()) {
+                Ok((events, _)) => events,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
-            }
+            };
             let Some(event) = events.first() else {
                 continue;
             };
@@ -218,8 +236,21 @@ impl<T: AsFd> Idle<T> {
         Some(conn)
     }
 
+    /// Closes the connections idle for `limit` or longer, if `every` has passed since the last
+    /// look.
+    fn sweep(&self, limit: Duration, every: Duration) {
+        {
+            let mut slots = self.lock();
+            if slots.last_sweep.elapsed() < every {
+                return;
+            }
+            slots.last_sweep = Instant::now();
+        }
+        self.close_idle_for(limit);
+    }
+
     /// Closes the connections idle for `limit` or longer.
-    pub(crate) fn close_idle_for(&self, limit: Duration) {
+    fn close_idle_for(&self, limit: Duration) {
         let now = Instant::now();
         let mut closed = Vec::new();
         {
@@ -274,7 +305,7 @@ mod tests {
         let path = dir.path().join("s");
         let l = UnixListener::bind(&path).unwrap();
         l.set_nonblocking(true).unwrap();
-        (Idle::new(&l, max).unwrap(), l, path, dir)
+        (Idle::new(&l, max, None).unwrap(), l, path, dir)
     }
 
     const SHORT: Option<Duration> = Some(Duration::from_millis(50));
@@ -331,6 +362,24 @@ mod tests {
         idle.park(b).unwrap();
         peer_b.write_all(b"y").unwrap();
         assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Conn(_)));
+    }
+
+    #[test]
+    fn waiting_closes_connections_idle_past_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = UnixListener::bind(dir.path().join("s")).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let idle = Idle::new(&l, 4, Some(Duration::from_millis(40))).unwrap();
+        let (a, mut peer) = UnixStream::pair().unwrap();
+        idle.park(a).unwrap();
+        // Nothing else happens: the wait wakes to look, and closes it.
+        assert!(matches!(
+            idle.wait(Some(Duration::from_millis(300))).unwrap(),
+            Ready::TimedOut
+        ));
+        assert_eq!(idle.len(), 0);
+        let mut buf = [0u8; 1];
+        assert_eq!(std::io::Read::read(&mut peer, &mut buf).unwrap(), 0);
     }
 
     #[test]

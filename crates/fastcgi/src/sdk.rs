@@ -96,7 +96,7 @@ use std::fmt;
 use std::io::{self, BufRead, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -231,8 +231,6 @@ pub struct Listener {
     /// Where the threads wait: the listener and the idle kept connections (made by the first
     /// `accept`).
     idle: OnceLock<Idle<Conn>>,
-    /// When idle kept connections were last looked at for [`Config::read_timeout`].
-    last_sweep: Mutex<Instant>,
     shut_down: AtomicBool,
 }
 
@@ -284,7 +282,6 @@ impl Listener {
             id: NEXT_LISTENER_ID.fetch_add(1, Ordering::Relaxed),
             threads: Arc::new(AtomicUsize::new(0)),
             idle: OnceLock::new(),
-            last_sweep: Mutex::new(Instant::now()),
             shut_down: AtomicBool::new(false),
         }
     }
@@ -407,7 +404,11 @@ impl Listener {
             return Ok(idle);
         }
         self.socket.set_nonblocking(true)?;
-        let idle = Idle::new(&self.socket, self.config.max_kept_conns)?;
+        let idle = Idle::new(
+            &self.socket,
+            self.config.max_kept_conns,
+            self.config.read_timeout,
+        )?;
         // Another thread may have made one first: this one is dropped, with its registration.
         let _ = self.idle.set(idle);
         let idle = self
@@ -457,32 +458,12 @@ impl Listener {
     /// the listener is shut down.
     fn next_conn(&self) -> io::Result<Option<Conn>> {
         let idle = self.idle()?;
-        let idle_limit = self.config.read_timeout.filter(|d| !d.is_zero());
-        // How often idle connections are looked at for the read timeout.
-        let sweep =
-            idle_limit.map(|d| (d / 2).clamp(Duration::from_millis(10), Duration::from_secs(1)));
         let mut backoff = Duration::from_millis(5);
         loop {
             if self.is_shut_down() {
                 return Ok(None);
             }
-            if let (Some(limit), Some(every)) = (idle_limit, sweep) {
-                let due = {
-                    let mut last = self
-                        .last_sweep
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    let due = last.elapsed() >= every;
-                    if due {
-                        *last = Instant::now();
-                    }
-                    due
-                };
-                if due {
-                    idle.close_idle_for(limit);
-                }
-            }
-            match idle.wait(sweep)? {
+            match idle.wait(None)? {
                 Ready::Conn(conn) => return Ok(Some(conn)),
                 Ready::Woken | Ready::TimedOut => continue,
                 Ready::Listener => {}
@@ -505,10 +486,10 @@ impl Listener {
                     if !self.allowed(&peer) {
                         continue;
                     }
-                    // Blocking, although the listening socket is not: accept(2) does not
-                    // pass O_NONBLOCK on (Linux).
-                    // A socket fresh from accept(2) has no timeouts: only set
-                    // those configured (two system calls saved per connection).
+                    // The stream is blocking although the listening socket is not (Linux's
+                    // accept(2) does not pass O_NONBLOCK on). A socket fresh from accept(2)
+                    // has no timeouts: only those configured are set (two system calls saved
+                    // per connection).
                     let read = self.config.read_timeout.filter(|d| !d.is_zero());
                     let write = self.config.write_timeout.filter(|d| !d.is_zero());
                     let timeouts = read
