@@ -293,19 +293,23 @@ mod tests {
     use std::os::unix::net::{UnixListener, UnixStream};
     use std::sync::Arc;
 
-    fn setup(
-        max: usize,
-    ) -> (
+    type Setup = (
         Idle<UnixStream>,
         UnixListener,
         std::path::PathBuf,
         tempfile::TempDir,
-    ) {
+    );
+
+    fn setup(max: usize) -> Setup {
+        setup_closing_after(max, None)
+    }
+
+    fn setup_closing_after(max: usize, close_after: Option<Duration>) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         let l = UnixListener::bind(&path).unwrap();
         l.set_nonblocking(true).unwrap();
-        (Idle::new(&l, max, None).unwrap(), l, path, dir)
+        (Idle::new(&l, max, close_after).unwrap(), l, path, dir)
     }
 
     const SHORT: Option<Duration> = Some(Duration::from_millis(50));
@@ -366,10 +370,7 @@ mod tests {
 
     #[test]
     fn waiting_closes_connections_idle_past_the_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = UnixListener::bind(dir.path().join("s")).unwrap();
-        l.set_nonblocking(true).unwrap();
-        let idle = Idle::new(&l, 4, Some(Duration::from_millis(40))).unwrap();
+        let (idle, _l, _path, _dir) = setup_closing_after(4, Some(Duration::from_millis(40)));
         let (a, mut peer) = UnixStream::pair().unwrap();
         idle.park(a).unwrap();
         // Nothing else happens: the wait wakes to look, and closes it.
