@@ -125,16 +125,69 @@ pub fn latin1_to_string(bytes: &[u8]) -> String {
 ///     "Content-Type: text/plain\r\nContent-Disposition: attachment; filename=\"a b.txt\"\r\n\r\n");
 /// # Ok::<(), gatekit_core::HeaderError>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Headers {
-    items: Vec<(String, String)>,
+    /// Every name and value, back to back: one allocation for the whole
+    /// list instead of two per header.
+    text: String,
+    /// Where each header's name and value lie in `text`, in order.
+    spans: Vec<Span>,
 }
+
+/// One header in [`Headers::text`]: the name is `start..mid`, the value
+/// `mid..end`.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    mid: usize,
+    end: usize,
+}
+
+/// What the first header reserves, so that a typical response's headers
+/// (the app's and the gateway's) fit without growing the list again.
+const FIRST_TEXT: usize = 256;
+const FIRST_SPANS: usize = 8;
 
 impl Headers {
     /// An empty list.
     #[must_use]
     pub fn new() -> Self {
-        Headers { items: Vec::new() }
+        Headers {
+            text: String::new(),
+            spans: Vec::new(),
+        }
+    }
+
+    fn name_of(&self, span: Span) -> &str {
+        self.text.get(span.start..span.mid).unwrap_or_default()
+    }
+
+    fn pair_of(&self, span: Span) -> (&str, &str) {
+        (
+            self.name_of(span),
+            self.text.get(span.mid..span.end).unwrap_or_default(),
+        )
+    }
+
+    /// The header in place `i`.
+    fn nth(&self, i: usize) -> Option<(&str, &str)> {
+        self.spans.get(i).map(|&span| self.pair_of(span))
+    }
+
+    /// Appends a checked header.
+    fn push(&mut self, name: &str, value: &str) {
+        if self.spans.capacity() == 0 {
+            self.spans.reserve(FIRST_SPANS);
+        }
+        if self.text.capacity() == 0 {
+            self.text.reserve(FIRST_TEXT.max(name.len() + value.len()));
+        }
+        let start = self.text.len();
+        self.text.push_str(name);
+        let mid = self.text.len();
+        self.text.push_str(value);
+        let end = self.text.len();
+        self.spans.push(Span { start, mid, end });
     }
 
     /// A list from pairs, each checked (`Headers(list)`).
@@ -156,13 +209,13 @@ impl Headers {
     /// The number of headers, repeats included (`len(headers)`).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.spans.len()
     }
 
     /// True when there are no headers.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.spans.is_empty()
     }
 
     /// Appends a header, keeping any of the same name (`headers.append`).
@@ -172,14 +225,14 @@ impl Headers {
     pub fn append(&mut self, name: &str, value: &str) -> Result<(), HeaderError> {
         check_name(name)?;
         check_value(value)?;
-        self.items.push((name.to_owned(), value.to_owned()));
+        self.push(name, value);
         Ok(())
     }
 
     /// Appends a header the gateway built itself from checked parts.
     pub(crate) fn push_unchecked(&mut self, name: &str, value: &str) {
         debug_assert!(check_name(name).is_ok() && check_value(value).is_ok());
-        self.items.push((name.to_owned(), value.to_owned()));
+        self.push(name, value);
     }
 
     /// Appends a header whose value is raw bytes, decoded as latin-1 so that
@@ -200,31 +253,40 @@ impl Headers {
         check_name(name)?;
         check_value(value)?;
         self.remove(name);
-        self.items.push((name.to_owned(), value.to_owned()));
+        self.push(name, value);
         Ok(())
     }
 
     /// Removes every header of this name; absent is not an error (`del headers[name]`).
     pub fn remove(&mut self, name: &str) {
-        self.items.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        if !self.contains(name) {
+            return;
+        }
+        // The text is written again without the removed headers, so that
+        // an app that keeps replacing a header does not keep growing it.
+        let mut kept = Headers::new();
+        for (n, v) in self.iter() {
+            if !n.eq_ignore_ascii_case(name) {
+                kept.push(n, v);
+            }
+        }
+        *self = kept;
     }
 
     /// The first value of this name (`headers.get(name)`).
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.items
-            .iter()
+        self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// Every value of this name, in order (`headers.get_all(name)`).
     #[must_use]
     pub fn get_all(&self, name: &str) -> Vec<&str> {
-        self.items
-            .iter()
+        self.iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
             .collect()
     }
 
@@ -240,18 +302,14 @@ impl Headers {
     /// # Errors
     /// An invalid name or value when one has to be appended.
     pub fn setdefault(&mut self, name: &str, value: &str) -> Result<&str, HeaderError> {
-        let pos = match self
-            .items
-            .iter()
-            .position(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
+        let pos = match self.iter().position(|(n, _)| n.eq_ignore_ascii_case(name)) {
             Some(pos) => pos,
             None => {
                 self.append(name, value)?;
-                self.items.len() - 1
+                self.spans.len() - 1
             }
         };
-        Ok(self.items.get(pos).map_or("", |(_, v)| v.as_str()))
+        Ok(self.nth(pos).map_or("", |(_, v)| v))
     }
 
     /// Appends a header with MIME parameters (`headers.add_header(name, value, **params)`).
@@ -295,32 +353,36 @@ impl Headers {
     /// The names, repeats included, in order (`headers.keys()`).
     #[must_use]
     pub fn keys(&self) -> Vec<&str> {
-        self.items.iter().map(|(n, _)| n.as_str()).collect()
+        self.iter().map(|(n, _)| n).collect()
     }
 
     /// The values, in order (`headers.values()`).
     #[must_use]
     pub fn values(&self) -> Vec<&str> {
-        self.items.iter().map(|(_, v)| v.as_str()).collect()
+        self.iter().map(|(_, v)| v).collect()
     }
 
     /// The pairs, in order (`headers.items()`).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.items.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    #[must_use]
+    pub fn iter(&self) -> HeadersIter<'_> {
+        HeadersIter {
+            headers: self,
+            spans: self.spans.iter(),
+        }
     }
 
     /// The first hop-by-hop header name, if any (PEP 3333 forbids them from applications).
     #[must_use]
     pub fn find_hop_by_hop(&self) -> Option<&str> {
-        self.items
+        self.spans
             .iter()
-            .map(|(n, _)| n.as_str())
+            .map(|&span| self.name_of(span))
             .find(|n| crate::util::is_hop_by_hop(n))
     }
 
     /// Appends the header lines (no final blank line) as latin-1 bytes.
     pub(crate) fn write_lines(&self, out: &mut Vec<u8>) {
-        for (n, v) in &self.items {
+        for (n, v) in self {
             out.extend_from_slice(n.as_bytes());
             out.extend_from_slice(b": ");
             push_latin1(out, v);
@@ -341,21 +403,64 @@ impl Headers {
 impl fmt::Display for Headers {
     /// The header block, ending in a blank line (`str(headers)`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (n, v) in &self.items {
+        for (n, v) in self {
             write!(f, "{n}: {v}\r\n")?;
         }
         f.write_str("\r\n")
     }
 }
 
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Equal when the same headers are in the same order (names compared as
+/// written, case included).
+impl PartialEq for Headers {
+    fn eq(&self, other: &Headers) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
+/// The `(name, value)` pairs of a [`Headers`] list, in order
+/// ([`Headers::iter`]).
+#[derive(Debug, Clone)]
+pub struct HeadersIter<'a> {
+    headers: &'a Headers,
+    spans: std::slice::Iter<'a, Span>,
+}
+
+impl<'a> Iterator for HeadersIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        let span = *self.spans.next()?;
+        Some(self.headers.pair_of(span))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.spans.size_hint()
+    }
+}
+
+impl ExactSizeIterator for HeadersIter<'_> {}
+
+impl<'a> DoubleEndedIterator for HeadersIter<'a> {
+    fn next_back(&mut self) -> Option<(&'a str, &'a str)> {
+        let span = *self.spans.next_back()?;
+        Some(self.headers.pair_of(span))
+    }
+}
+
 impl<'a> IntoIterator for &'a Headers {
     type Item = (&'a str, &'a str);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, String)>,
-        fn(&'a (String, String)) -> (&'a str, &'a str),
-    >;
-    fn into_iter(self) -> Self::IntoIter {
-        self.items.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    type IntoIter = HeadersIter<'a>;
+    fn into_iter(self) -> HeadersIter<'a> {
+        self.iter()
     }
 }
 
@@ -499,6 +604,34 @@ mod tests {
         assert_eq!(h.append("X", "\u{0100}"), Err(HeaderError::NotLatin1));
         assert_eq!(h.append("X", "caf\u{e9}"), Ok(()));
         assert!(h.to_bytes().ends_with(b"X: caf\xe9\r\n\r\n"));
+    }
+
+    #[test]
+    fn replacing_a_header_again_and_again_does_not_grow_the_list() {
+        let mut h = Headers::from_pairs([("A", "1"), ("Set-Cookie", "x"), ("B", "2")]).unwrap();
+        for i in 0..1_000 {
+            h.set("set-cookie", &format!("n={i}")).unwrap();
+        }
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [("A", "1"), ("B", "2"), ("set-cookie", "n=999")]
+        );
+        assert!(h.text.len() < 64, "{} bytes of text", h.text.len());
+        h.remove("a");
+        assert_eq!(h.keys(), ["B", "set-cookie"]);
+        assert_eq!(h.iter().next_back(), Some(("set-cookie", "n=999")));
+        assert_eq!(h.iter().len(), 2);
+    }
+
+    #[test]
+    fn equality_and_debug_see_the_headers_only() {
+        let mut a = Headers::from_pairs([("X", "1"), ("Y", "2")]).unwrap();
+        a.remove("x");
+        let b = Headers::from_pairs([("Y", "2")]).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(b, Headers::from_pairs([("y", "2")]).unwrap());
+        assert_eq!(format!("{b:?}"), r#"[("Y", "2")]"#);
+        assert_eq!(format!("{:?}", Headers::new()), "[]");
     }
 
     #[test]

@@ -57,6 +57,7 @@ use gatekit_server::engine::{Conn, EngineConfig, Next, Protocol, Shutdown};
 use gatekit_server::listen::{self, Addr, ListenOptions, Listener, Peer};
 use gatekit_server::offload::Offload;
 use gatekit_server::spool::{Spool, SpoolConfig, SpooledBody};
+use gatekit_server::stdio::ProcessStderr;
 
 use crate::proto::{
     self, BeginRequest, EndRequest, HEADER_LEN, Header, MAX_CONTENT_LEN, NULL_REQUEST_ID, Params,
@@ -856,15 +857,17 @@ impl Transport for FcgiTransport<'_> {
 
     fn input(&mut self) -> Box<dyn BufRead + Send> {
         match self.input.take() {
-            Some(body) => Box::new(body),
-            None => Box::new(io::empty()),
+            // An empty body needs no box of its own: `io::empty()` is
+            // zero-sized.
+            Some(body) if !body.is_empty() => Box::new(body),
+            _ => Box::new(io::empty()),
         }
     }
 
     fn errors(&mut self) -> Box<dyn Write + Send> {
         match &self.stderr {
             Some(buffer) => Box::new(StderrRecords(Arc::clone(buffer))),
-            None => Box::new(io::stderr()),
+            None => Box::new(ProcessStderr),
         }
     }
 

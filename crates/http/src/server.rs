@@ -19,6 +19,7 @@ use gatekit_server::Endpoint;
 use gatekit_server::engine::{Conn, EngineConfig, Next, Protocol, Shutdown};
 use gatekit_server::listen::{self, Addr, ListenOptions, Listener, Peer};
 use gatekit_server::spool::{Spool, SpoolConfig, SpooledBody};
+use gatekit_server::stdio::ProcessStderr;
 
 use crate::proto::{self, ChunkedDecoder, Decoded, Framing, Limits, RequestHead};
 
@@ -384,24 +385,6 @@ struct HttpTransport<'c> {
     aborted: bool,
 }
 
-/// `wsgi.errors`: the process's stderr, looked up at each write (so the
-/// boxed stream is zero-sized and costs no allocation per request).
-struct Stderr;
-
-impl Write for Stderr {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        io::stderr().write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        io::stderr().write_all(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        io::stderr().flush()
-    }
-}
-
 impl Transport for HttpTransport<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.conn.write(data)
@@ -419,7 +402,7 @@ impl Transport for HttpTransport<'_> {
     }
 
     fn errors(&mut self) -> Box<dyn Write + Send> {
-        Box::new(Stderr)
+        Box::new(ProcessStderr)
     }
 
     fn add_cgi_vars(&mut self, environ: &mut Environ) {

@@ -212,6 +212,17 @@ impl<'a> Request<'a> {
     }
 }
 
+/// The header pairs in wire order, by value: the request's own list, so a
+/// caller that keeps the pairs in another form can reuse its allocation.
+impl<'a> IntoIterator for Request<'a> {
+    type Item = Header<'a>;
+    type IntoIter = std::vec::IntoIter<Header<'a>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.headers.into_iter()
+    }
+}
+
 impl fmt::Debug for Request<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         /// Shows a byte string as escaped ASCII in quotes.

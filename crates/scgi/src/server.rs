@@ -29,6 +29,7 @@ use gatekit_server::Endpoint;
 use gatekit_server::engine::{Conn, EngineConfig, Next, Protocol, Shutdown};
 use gatekit_server::listen::{self, Addr, ListenOptions, Listener, Peer};
 use gatekit_server::spool::{Spool, SpoolConfig, SpooledBody};
+use gatekit_server::stdio::ProcessStderr;
 
 use crate::proto::{self, Limits, Request};
 use gatekit_server::allow::IpNet;
@@ -242,12 +243,14 @@ impl<A: App + 'static> Protocol for Scgi<A> {
                     let (vars, content_length, used) =
                         match proto::decode_request(conn.input(), &self.limits) {
                             Ok(Some((request, used))) => {
+                                let content_length = request.content_length();
+                                let set = path_vars(&request, self.script_name.as_deref());
                                 let vars = HeadVars::new(
                                     conn.input().get(..used).unwrap_or_default(),
-                                    &request,
-                                    path_vars(&request, self.script_name.as_deref()),
+                                    request,
+                                    set,
                                 );
-                                (vars, request.content_length(), used)
+                                (vars, content_length, used)
                             }
                             Ok(None) if conn.is_eof() => {
                                 return refuse(session, conn, 400, "request head cut short");
@@ -360,8 +363,8 @@ fn write_error(conn: &mut Conn, status: u16) {
 }
 
 /// A request's CGI variables, kept as the head arrived: one copy of the
-/// netstring and where each pair lies in it (two allocations, whatever the
-/// number of headers), put straight into the environ, then the
+/// netstring and where each pair lies in it (in the allocation the decoded
+/// request's pair list had), put straight into the environ, then the
 /// `SCRIPT_NAME` and `PATH_INFO` the server sets over them.
 struct HeadVars {
     /// The whole netstring: `LEN:` then `name NUL value NUL` pairs, then `,`.
@@ -369,13 +372,17 @@ struct HeadVars {
     /// Each header's name and value as `(start, end)` offsets in `head`.
     pairs: Vec<[(usize, usize); 2]>,
     /// Set after the headers, in this order (see [`path_vars`]).
-    set: Vec<(&'static [u8], Vec<u8>)>,
+    set: PathVars,
 }
+
+/// The variables [`path_vars`] sets over the headers, in order: at most
+/// two, kept inline.
+type PathVars = [Option<(&'static [u8], Vec<u8>)>; 2];
 
 impl HeadVars {
     /// `head` is the netstring `request` was decoded from, so its names and
     /// values lie inside it.
-    fn new(head: &[u8], request: &Request<'_>, set: Vec<(&'static [u8], Vec<u8>)>) -> HeadVars {
+    fn new(head: &[u8], request: Request<'_>, set: PathVars) -> HeadVars {
         let base = head.as_ptr() as usize;
         let span = |field: &[u8]| {
             let start = (field.as_ptr() as usize).wrapping_sub(base);
@@ -383,8 +390,10 @@ impl HeadVars {
         };
         HeadVars {
             head: head.to_vec(),
+            // The same size and alignment as the request's pairs: collected
+            // in place, without a new allocation.
             pairs: request
-                .headers()
+                .into_iter()
                 .map(|(name, value)| [span(name), span(value)])
                 .collect(),
             set,
@@ -404,7 +413,7 @@ impl HeadVars {
         for (name, value) in self.headers() {
             environ.set_bytes(name, value);
         }
-        for (name, value) in &self.set {
+        for (name, value) in self.set.iter().flatten() {
             environ.set_bytes(name, value);
         }
     }
@@ -412,7 +421,7 @@ impl HeadVars {
 
 /// The `SCRIPT_NAME` and `PATH_INFO` values the server sets over the SCGI
 /// headers, as [`ServerConfig`] describes; empty when the headers stand.
-fn path_vars(request: &Request<'_>, mount: Option<&str>) -> Vec<(&'static [u8], Vec<u8>)> {
+fn path_vars(request: &Request<'_>, mount: Option<&str>) -> PathVars {
     let script = request.get(b"SCRIPT_NAME");
     let path_info = request.get(b"PATH_INFO");
     if let Some(mount) = mount {
@@ -424,13 +433,14 @@ fn path_vars(request: &Request<'_>, mount: Option<&str>) -> Vec<(&'static [u8], 
             }
         };
         if let Some(rest) = strip_segment_prefix(&full, mount) {
-            return vec![
-                (&b"SCRIPT_NAME"[..], mount.to_vec()),
-                (&b"PATH_INFO"[..], rest.to_vec()),
+            return [
+                Some((&b"SCRIPT_NAME"[..], mount.to_vec())),
+                Some((&b"PATH_INFO"[..], rest.to_vec())),
             ];
         }
     }
-    let mut set = Vec::new();
+    let mut set: PathVars = [None, None];
+    let mut slots = set.iter_mut();
     if path_info.is_none() {
         let path = request_path(request);
         let derived = match script {
@@ -440,10 +450,14 @@ fn path_vars(request: &Request<'_>, mount: Option<&str>) -> Vec<(&'static [u8], 
                 .map(<[u8]>::to_vec)
                 .unwrap_or_default(),
         };
-        set.push((&b"PATH_INFO"[..], derived));
+        if let Some(slot) = slots.next() {
+            *slot = Some((&b"PATH_INFO"[..], derived));
+        }
     }
     if script.is_none() {
-        set.push((&b"SCRIPT_NAME"[..], Vec::new()));
+        if let Some(slot) = slots.next() {
+            *slot = Some((&b"SCRIPT_NAME"[..], Vec::new()));
+        }
     }
     set
 }
@@ -506,13 +520,15 @@ impl Transport for ScgiTransport<'_> {
 
     fn input(&mut self) -> Box<dyn BufRead + Send> {
         match self.input.take() {
-            Some(body) => Box::new(body),
-            None => Box::new(io::empty()),
+            // An empty body needs no box of its own: `io::empty()` is
+            // zero-sized.
+            Some(body) if !body.is_empty() => Box::new(body),
+            _ => Box::new(io::empty()),
         }
     }
 
     fn errors(&mut self) -> Box<dyn Write + Send> {
-        Box::new(io::stderr())
+        Box::new(ProcessStderr)
     }
 
     fn add_cgi_vars(&mut self, environ: &mut Environ) {
@@ -552,13 +568,14 @@ mod tests {
         let (request, used) = proto::decode_request(&wire, &Limits::default())
             .unwrap()
             .unwrap();
-        let head = HeadVars::new(&wire[..used], &request, path_vars(&request, mount));
+        let set = path_vars(&request, mount);
+        let head = HeadVars::new(&wire[..used], request, set);
         // The variables as the environ gets them: the headers, each later
         // setting replacing an earlier one in place.
         let mut vars: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let settings = head
             .headers()
-            .chain(head.set.iter().map(|(n, v)| (*n, v.as_slice())));
+            .chain(head.set.iter().flatten().map(|(n, v)| (*n, v.as_slice())));
         for (name, value) in settings {
             match vars.iter_mut().find(|(n, _)| n == name) {
                 Some((_, v)) => *v = value.to_vec(),

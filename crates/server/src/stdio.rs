@@ -2,8 +2,28 @@
 //! `wsgi.errors`, when it goes to the process) are written.
 
 use std::fs::OpenOptions;
-use std::io;
+use std::io::{self, Write};
 use std::path::Path;
+
+/// `wsgi.errors` when it goes to the process's stderr: [`io::stderr`],
+/// looked up at each write, so the stream is zero-sized and boxing it for
+/// a request allocates nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessStderr;
+
+impl Write for ProcessStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::stderr().write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        io::stderr().write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
 
 /// Sends everything written to this process's stderr (fd 2) from now on to
 /// the file at `path`, opened for appending (created with mode 0644 when
@@ -24,6 +44,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn process_stderr_is_zero_sized() {
+        assert_eq!(std::mem::size_of::<ProcessStderr>(), 0);
+        let mut errors: Box<dyn Write + Send> = Box::new(ProcessStderr);
+        errors.flush().unwrap();
+    }
 
     #[test]
     fn missing_directory_is_an_error() {
