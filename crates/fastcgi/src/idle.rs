@@ -133,7 +133,11 @@ impl<T: AsFd> Idle<T> {
 
     /// Holds `conn` until the web server sends on it or closes it. Gives it back when `max`
     /// connections are held already, or epoll refuses it: the caller closes it then.
-    pub(crate) fn park(&self, conn: T) -> Result<(), T> {
+    ///
+    /// `registered` says whether `conn` was parked here before (it stays in the epoll set,
+    /// disarmed, until it is closed): it is armed again then, and added otherwise, one system
+    /// call either way. A wrong guess costs a second call, not the connection.
+    pub(crate) fn park(&self, conn: T, registered: bool) -> Result<(), T> {
         let mut guard = self.lock();
         let slots = &mut *guard;
         if slots.len >= self.max {
@@ -160,9 +164,16 @@ impl<T: AsFd> Idle<T> {
         let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ONESHOT;
         // In the set before it is armed: an event may come at once, to another thread, which
         // takes the lock after this one.
-        let armed = match epoll::modify(&self.epoll, &conn, data, flags) {
-            Err(rustix::io::Errno::NOENT) => epoll::add(&self.epoll, &conn, data, flags),
-            other => other,
+        let armed = if registered {
+            match epoll::modify(&self.epoll, &conn, data, flags) {
+                Err(rustix::io::Errno::NOENT) => epoll::add(&self.epoll, &conn, data, flags),
+                other => other,
+            }
+        } else {
+            match epoll::add(&self.epoll, &conn, data, flags) {
+                Err(rustix::io::Errno::EXIST) => epoll::modify(&self.epoll, &conn, data, flags),
+                other => other,
+            }
         };
         if armed.is_err() {
             slots.free.push(idx);
@@ -328,7 +339,7 @@ mod tests {
         assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Listener));
         let _ = l.accept().unwrap();
 
-        idle.park(server).unwrap();
+        idle.park(server, false).unwrap();
         assert_eq!(idle.len(), 1);
         assert!(matches!(idle.wait(SHORT).unwrap(), Ready::TimedOut));
         client.write_all(b"x").unwrap();
@@ -337,7 +348,7 @@ mod tests {
         };
         assert_eq!(idle.len(), 0);
         // Parked again with input already there: reported at once.
-        idle.park(server).unwrap();
+        idle.park(server, true).unwrap();
         assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Conn(_)));
     }
 
@@ -346,15 +357,30 @@ mod tests {
         let (idle, _l, _path, _dir) = setup(1);
         let (a, _a) = UnixStream::pair().unwrap();
         let (b, _b) = UnixStream::pair().unwrap();
-        idle.park(a).unwrap();
-        assert!(idle.park(b).is_err());
+        idle.park(a, false).unwrap();
+        assert!(idle.park(b, false).is_err());
+    }
+
+    #[test]
+    fn a_wrong_guess_of_registered_still_parks() {
+        let (idle, _l, _path, _dir) = setup(4);
+        let (a, mut peer) = UnixStream::pair().unwrap();
+        // Never added, said to be: modify fails, then it is added.
+        idle.park(a, true).unwrap();
+        peer.write_all(b"x").unwrap();
+        let Ready::Conn(a) = idle.wait(SHORT).unwrap() else {
+            panic!("the parked connection")
+        };
+        // Added, said not to be: add fails, then it is armed again.
+        idle.park(a, false).unwrap();
+        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Conn(_)));
     }
 
     #[test]
     fn idle_connections_are_closed_after_the_limit() {
         let (idle, _l, _path, _dir) = setup(4);
         let (a, mut peer) = UnixStream::pair().unwrap();
-        idle.park(a).unwrap();
+        idle.park(a, false).unwrap();
         idle.close_idle_for(Duration::from_secs(60));
         assert_eq!(idle.len(), 1);
         idle.close_idle_for(Duration::ZERO);
@@ -363,7 +389,7 @@ mod tests {
         assert_eq!(std::io::Read::read(&mut peer, &mut buf).unwrap(), 0);
         // Its place is reused by the next one; the old one's events (none here) are stale.
         let (b, mut peer_b) = UnixStream::pair().unwrap();
-        idle.park(b).unwrap();
+        idle.park(b, false).unwrap();
         peer_b.write_all(b"y").unwrap();
         assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Conn(_)));
     }
@@ -372,7 +398,7 @@ mod tests {
     fn waiting_closes_connections_idle_past_the_limit() {
         let (idle, _l, _path, _dir) = setup_closing_after(4, Some(Duration::from_millis(40)));
         let (a, mut peer) = UnixStream::pair().unwrap();
-        idle.park(a).unwrap();
+        idle.park(a, false).unwrap();
         // Nothing else happens: the wait wakes to look, and closes it.
         assert!(matches!(
             idle.wait(Some(Duration::from_millis(300))).unwrap(),

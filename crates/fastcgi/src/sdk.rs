@@ -423,14 +423,19 @@ impl Listener {
 
     /// Hands a connection between requests (no whole record buffered) to whichever thread its
     /// next input wakes. Gives it back when [`Config::max_kept_conns`] are held already.
-    fn park(&self, conn: Conn) -> Result<(), Conn> {
+    fn park(&self, mut conn: Conn) -> Result<(), Conn> {
         if self.is_shut_down() {
             return Err(conn);
         }
-        match self.idle() {
-            Ok(idle) => idle.park(conn),
-            Err(_) => Err(conn),
-        }
+        let Ok(idle) = self.idle() else {
+            return Err(conn);
+        };
+        let registered = conn.watched;
+        conn.watched = true;
+        idle.park(conn, registered).map_err(|mut back| {
+            back.watched = registered;
+            back
+        })
     }
 
     /// Reads requests from `kept`, then from idle kept connections and new connections, until
@@ -915,6 +920,8 @@ struct Conn {
     eof: bool,
     /// No request has begun on it yet.
     fresh: bool,
+    /// It was parked with the idle set before, so it is in its epoll set (disarmed).
+    watched: bool,
 }
 
 impl Drop for Conn {
@@ -956,6 +963,7 @@ impl Conn {
             end: 0,
             eof: false,
             fresh: true,
+            watched: false,
         }
     }
 
