@@ -856,12 +856,7 @@ impl Transport for FcgiTransport<'_> {
     }
 
     fn input(&mut self) -> Box<dyn BufRead + Send> {
-        match self.input.take() {
-            // An empty body needs no box of its own: `io::empty()` is
-            // zero-sized.
-            Some(body) if !body.is_empty() => Box::new(body),
-            _ => Box::new(io::empty()),
-        }
+        SpooledBody::boxed_or_empty(self.input.take())
     }
 
     fn errors(&mut self) -> Box<dyn Write + Send> {

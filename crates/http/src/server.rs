@@ -395,10 +395,7 @@ impl Transport for HttpTransport<'_> {
     }
 
     fn input(&mut self) -> Box<dyn BufRead + Send> {
-        match self.input.take() {
-            Some(body) if !body.is_empty() => Box::new(body),
-            _ => Box::new(io::empty()),
-        }
+        SpooledBody::boxed_or_empty(self.input.take())
     }
 
     fn errors(&mut self) -> Box<dyn Write + Send> {

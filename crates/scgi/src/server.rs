@@ -439,9 +439,7 @@ fn path_vars(request: &Request<'_>, mount: Option<&str>) -> PathVars {
             ];
         }
     }
-    let mut set: PathVars = [None, None];
-    let mut slots = set.iter_mut();
-    if path_info.is_none() {
+    let path_info = path_info.is_none().then(|| {
         let path = request_path(request);
         let derived = match script {
             None => path,
@@ -450,16 +448,10 @@ fn path_vars(request: &Request<'_>, mount: Option<&str>) -> PathVars {
                 .map(<[u8]>::to_vec)
                 .unwrap_or_default(),
         };
-        if let Some(slot) = slots.next() {
-            *slot = Some((&b"PATH_INFO"[..], derived));
-        }
-    }
-    if script.is_none() {
-        if let Some(slot) = slots.next() {
-            *slot = Some((&b"SCRIPT_NAME"[..], Vec::new()));
-        }
-    }
-    set
+        (&b"PATH_INFO"[..], derived)
+    });
+    let script = script.is_none().then(|| (&b"SCRIPT_NAME"[..], Vec::new()));
+    [path_info, script]
 }
 
 /// What follows `prefix` in `path`, if `path` is `prefix` or continues
@@ -519,12 +511,7 @@ impl Transport for ScgiTransport<'_> {
     }
 
     fn input(&mut self) -> Box<dyn BufRead + Send> {
-        match self.input.take() {
-            // An empty body needs no box of its own: `io::empty()` is
-            // zero-sized.
-            Some(body) if !body.is_empty() => Box::new(body),
-            _ => Box::new(io::empty()),
-        }
+        SpooledBody::boxed_or_empty(self.input.take())
     }
 
     fn errors(&mut self) -> Box<dyn Write + Send> {

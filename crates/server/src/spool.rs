@@ -490,6 +490,19 @@ pub struct SpooledBody {
 }
 
 impl SpooledBody {
+    /// `wsgi.input` for a transport's [`Transport::input`]: the body, or
+    /// [`io::empty`] when there is none or it is empty (zero-sized, so no
+    /// allocation for the usual GET).
+    ///
+    /// [`Transport::input`]: gatekit_core::Transport::input
+    #[must_use]
+    pub fn boxed_or_empty(body: Option<SpooledBody>) -> Box<dyn BufRead + Send> {
+        match body {
+            Some(body) if !body.is_empty() => Box::new(body),
+            _ => Box::new(io::empty()),
+        }
+    }
+
     /// The body's length in bytes (for a body of unknown length, what
     /// arrived: the `CONTENT_LENGTH` to give the app).
     #[must_use]
@@ -921,6 +934,28 @@ mod tests {
             .unwrap()
             .into_input();
         assert_eq!(input.content_length(), 0);
+    }
+
+    #[test]
+    fn boxed_or_empty_reads_the_body_or_nothing() {
+        let mut spool = Spool::new(Some(5), &SpoolConfig::default()).unwrap();
+        spool.write(b"hello").unwrap();
+        let mut out = String::new();
+        SpooledBody::boxed_or_empty(Some(spool.finish().unwrap()))
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "hello");
+        let empty = Spool::new(Some(0), &SpoolConfig::default())
+            .unwrap()
+            .finish()
+            .unwrap();
+        for body in [Some(empty), None] {
+            let mut out = Vec::new();
+            SpooledBody::boxed_or_empty(body)
+                .read_to_end(&mut out)
+                .unwrap();
+            assert!(out.is_empty());
+        }
     }
 
     #[test]
