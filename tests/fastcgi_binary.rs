@@ -1,7 +1,7 @@
 //! The `gatekit` binary as a FastCGI backend: started by spawn-fcgi with the
 //! listening socket on fd 0 (detected, no flag) behind real nginx, by
-//! systemd-socket-activate (LISTEN_FDS), and with `--fastcgi ADDR`, driven
-//! by libfcgi's `cgi-fcgi`.
+//! systemd-socket-activate (LISTEN_FDS), by Apache's mod_fcgid as a `.fcgi`
+//! program, and with `--fastcgi ADDR`, driven by libfcgi's `cgi-fcgi`.
 
 use std::process::{Child, Command, Stdio};
 
@@ -92,6 +92,50 @@ fn spawn_fcgi_on_fd0_behind_nginx() {
         "exit status {status}: {}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
+}
+
+/// The binary dropped into a document root as `demo.fcgi`: mod_fcgid
+/// starts it with no arguments and a Unix listening socket on fd 0, and it
+/// serves the demo app over FastCGI (docs/deploy-spawn-fcgi.md).
+#[test]
+fn mod_fcgid_starts_the_binary_as_a_fcgi_program() {
+    let m = gatekit_testkit::APACHE_MODULES;
+    if require(&[&format!("{m}/mod_fcgid.so")]).is_none() {
+        return;
+    }
+    let Some(apache) = WebServer::apache(|p| {
+        let d = p.dir.display();
+        let program = p.dir.join("htdocs/demo.fcgi");
+        std::fs::copy(gatekit_bin(), &program).unwrap();
+        gatekit_testkit::set_mode(&program, 0o755);
+        let ipc = p.dir.join("fcgid");
+        std::fs::create_dir(&ipc).unwrap();
+        gatekit_testkit::set_mode(&ipc, 0o777);
+        format!(
+            "LoadModule mime_module {m}/mod_mime.so\n\
+             TypesConfig /dev/null\n\
+             LoadModule fcgid_module {m}/mod_fcgid.so\n\
+             FcgidIPCDir \"{d}/fcgid\"\n\
+             FcgidProcessTableFile \"{d}/fcgid/shm\"\n\
+             <Directory \"{d}/htdocs\">\n\
+             \x20   Options +ExecCGI\n\
+             \x20   AddHandler fcgid-script .fcgi\n\
+             </Directory>\n"
+        )
+    }) else {
+        return;
+    };
+    for _ in 0..3 {
+        let r = curl(&[], &apache.url("/demo.fcgi/some/path?x=1"));
+        assert_eq!(r.status, 200, "{}", apache.error_log());
+        let body = r.text();
+        assert!(body.starts_with("Hello world!\n"), "{body}");
+        assert!(body.contains("PATH_INFO = '/some/path'"), "{body}");
+        assert!(body.contains("FCGI_ROLE = 'RESPONDER'"), "{body}");
+        assert!(body.contains("QUERY_STRING = 'x=1'"), "{body}");
+    }
+    let log = apache.error_log();
+    assert!(log.contains("demo.fcgi"), "{log}");
 }
 
 #[test]
