@@ -18,7 +18,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use gatekit_testkit::{WebServer, curl_to_file, sha256_file, wait_for_unix};
+use gatekit_testkit::{WebServer, curl_to_file, is_gone, sha256_file, wait_for_unix};
 
 use crate::util::{curl, gatekit_bin, pattern, public_tempdir, set_mode, stop};
 
@@ -455,13 +455,6 @@ fn cgi_scripts() -> tempfile::TempDir {
         set_mode(&path, 0o755);
     }
     dir
-}
-
-fn is_gone(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
-        stat.rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-    })
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The `gatekit` binary as a FastCGI backend: started by spawn-fcgi with the
 //! listening socket on fd 0 (detected, no flag) behind real nginx, by
 //! systemd-socket-activate (LISTEN_FDS), by Apache's mod_fcgid as a `.fcgi`
-//! program, and with `--fastcgi ADDR`, driven by libfcgi's `cgi-fcgi`.
+//! program and by lighttpd's `bin-path`, and with `--fastcgi ADDR`, driven
+//! by libfcgi's `cgi-fcgi`.
 
 use std::process::{Child, Command, Stdio};
 
@@ -136,6 +137,64 @@ fn mod_fcgid_starts_the_binary_as_a_fcgi_program() {
     }
     let log = apache.error_log();
     assert!(log.contains("demo.fcgi"), "{log}");
+}
+
+/// lighttpd starting `gatekit serve` itself (`bin-path`) with a Unix socket
+/// on fd 0 (docs/deploy-lighttpd.md); stopping lighttpd stops it.
+#[test]
+fn lighttpd_bin_path_starts_gatekit_serve() {
+    let mut pid_file = None;
+    let Some(lighttpd) = WebServer::lighttpd(|p| {
+        let d = p.dir.display();
+        let program = p.dir.join("gatekit");
+        std::fs::copy(gatekit_bin(), &program).unwrap();
+        let pid = p.dir.join("run/gatekit.pid");
+        // Notes its PID (the shell's, which exec keeps), for the check below.
+        let wrapper = p.dir.join("gatekit.fcgi");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho $$ > '{}'\nexec '{}' serve\n",
+                pid.display(),
+                program.display()
+            ),
+        )
+        .unwrap();
+        gatekit_testkit::set_mode(&wrapper, 0o755);
+        pid_file = Some(pid);
+        format!(
+            "server.modules += ( \"mod_fastcgi\" )\n\
+             fastcgi.server = ( \"/\" => ((\n\
+             \x20 \"socket\" => \"{d}/run/gatekit.sock\",\n\
+             \x20 \"bin-path\" => \"{}\",\n\
+             \x20 \"max-procs\" => 1,\n\
+             \x20 \"check-local\" => \"disable\"\n\
+             )) )\n",
+            wrapper.display()
+        )
+    }) else {
+        return;
+    };
+    for _ in 0..3 {
+        let r = curl(&[], &lighttpd.url("/some/path?x=1"));
+        assert_eq!(r.status, 200, "{}", lighttpd.error_log());
+        let body = r.text();
+        assert!(body.starts_with("Hello world!\n"), "{body}");
+        assert!(body.contains("FCGI_ROLE = 'RESPONDER'"), "{body}");
+        assert!(body.contains("QUERY_STRING = 'x=1'"), "{body}");
+    }
+    let pid: u32 = std::fs::read_to_string(pid_file.unwrap())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    drop(lighttpd);
+    // Started (through lighttpd) by this test: killed by PID if left.
+    let left = gatekit_testkit::reap_or_kill(&[pid], std::time::Duration::from_secs(10));
+    assert!(
+        left.is_empty(),
+        "gatekit {pid} still ran after lighttpd stopped"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use gatekit_cgi::host::CgiHost;
 use gatekit_core::Config;
 use gatekit_core::testing::memory_gateway;
-use gatekit_testkit::{pattern, set_mode};
+use gatekit_testkit::{is_gone, pattern, set_mode};
 
 /// The test scripts copied into a temp dir, executable, plus `noexec.sh`
 /// (mode 0644) and a hidden `.secret.sh`.
@@ -325,16 +325,6 @@ fn refused_names_are_404() {
     }
 }
 
-/// True once `pid` is gone (or a zombie no one can run again).
-fn is_dead(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
-}
-
 /// The pid a script wrote to `path` (waiting up to 5 s for it).
 fn read_pid(path: &Path) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -367,13 +357,13 @@ fn timeout_kills_the_process_group() {
     let grandchild = read_pid(&pids.path().join("grandchild.pid"));
     // The script was reaped by the host; the grandchild was killed with
     // its group (reaped by init, or a zombie of it for a moment).
-    assert!(is_dead(script), "script {script} still there");
+    assert!(is_gone(script), "script {script} still there");
     let deadline = Instant::now() + Duration::from_secs(2);
-    while !is_dead(grandchild) && Instant::now() < deadline {
+    while !is_gone(grandchild) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        is_dead(grandchild),
+        is_gone(grandchild),
         "grandchild sleep {grandchild} survived"
     );
 }
@@ -436,13 +426,13 @@ fn client_going_away_kills_the_script() {
     assert!(started.elapsed() < Duration::from_secs(10));
     let script = read_pid(&pids.path().join("script.pid"));
     let grandchild = read_pid(&pids.path().join("grandchild.pid"));
-    assert!(is_dead(script), "script {script} survived");
+    assert!(is_gone(script), "script {script} survived");
     let deadline = Instant::now() + Duration::from_secs(2);
-    while !is_dead(grandchild) && Instant::now() < deadline {
+    while !is_gone(grandchild) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        is_dead(grandchild),
+        is_gone(grandchild),
         "grandchild sleep {grandchild} survived"
     );
 }

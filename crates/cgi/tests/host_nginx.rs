@@ -11,7 +11,7 @@ use gatekit_cgi::host::CgiHost;
 use gatekit_fastcgi::server::{Server, ServerConfig};
 use gatekit_server::engine::Shutdown;
 use gatekit_server::listen::Addr;
-use gatekit_testkit::{WebServer, curl, curl_to_file, pattern, set_mode, sha256_file};
+use gatekit_testkit::{WebServer, curl, curl_to_file, is_gone, pattern, set_mode, sha256_file};
 
 /// The test scripts copied into a temp dir, executable, plus `noexec.sh`
 /// (mode 0644).
@@ -88,15 +88,6 @@ fn nginx_conf(backend: u16, port: u16) -> String {
          fastcgi_read_timeout 60s;\n    \
          fastcgi_pass 127.0.0.1:{backend};\n  }}\n}}\n"
     )
-}
-
-fn is_dead(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
 }
 
 fn read_pid(path: &Path) -> u32 {
@@ -243,12 +234,12 @@ fn cgi_scripts_behind_nginx() {
     let script = read_pid(&pids.path().join("script.pid"));
     let grandchild = read_pid(&pids.path().join("grandchild.pid"));
     let deadline = Instant::now() + Duration::from_secs(3);
-    while !(is_dead(script) && is_dead(grandchild)) && Instant::now() < deadline {
+    while !(is_gone(script) && is_gone(grandchild)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(is_dead(script), "script {script} survived");
+    assert!(is_gone(script), "script {script} survived");
     assert!(
-        is_dead(grandchild),
+        is_gone(grandchild),
         "grandchild sleep {grandchild} survived"
     );
     assert!(

@@ -13,9 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{Running, config, start};
-use gatekit_testkit::{
-    WebServer, curl, curl_parallel, curl_to_file, pattern, require, sha256, sha256_file,
-};
+use gatekit_testkit::{WebServer, curl, curl_to_file, pattern, require, sha256, sha256_file};
 
 /// Where the backend listens, as each web server spells it.
 enum Backend {
@@ -38,91 +36,13 @@ fn backend_unix(dir: &Path) -> (Running, Backend) {
     (s, Backend::Unix(path))
 }
 
-/// Runs the checks every web server must pass.
-fn check_all(ws: &WebServer, backend: &Running, name: &str, stderr_marker_in_log: bool) {
-    let ctx = |what: &str| format!("{name}: {what}; error log:\n{}", ws.error_log());
-
-    // GET
-    let r = curl(&[], &ws.url("/hello?x=1"));
-    assert_eq!(r.status, 200, "{}", ctx("GET"));
-    assert_eq!(r.text(), "Hello, world!\n", "{}", ctx("GET body"));
-
-    // POST 10 MB, echoed back; the hashes match.
+/// Runs the checks every web server must pass ([`common::web::check_all`]),
+/// with the backend's `/file` sending a 100 MB file.
+fn check_all(ws: &WebServer, backend: &Running, name: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let upload = dir.path().join("upload.bin");
-    std::fs::write(&upload, pattern(10 * 1024 * 1024)).unwrap();
-    let echoed = dir.path().join("echoed.bin");
-    let at = format!("@{}", upload.display());
-    let status = curl_to_file(
-        &[
-            "--data-binary",
-            &at,
-            "-H",
-            "Content-Type: application/octet-stream",
-        ],
-        &ws.url("/echo"),
-        &echoed,
-    );
-    assert_eq!(status, 200, "{}", ctx("POST"));
-    assert_eq!(
-        sha256_file(&echoed),
-        sha256_file(&upload),
-        "{}",
-        ctx("POST echo")
-    );
-
-    // A 100 MB FileWrapper download; the hashes match.
-    let big = dir.path().join("big.bin");
-    {
-        let chunk = pattern(1024 * 1024);
-        let mut f = std::fs::File::create(&big).unwrap();
-        for _ in 0..100 {
-            std::io::Write::write_all(&mut f, &chunk).unwrap();
-        }
-    }
+    let big = common::web::big_file(dir.path());
     *backend.shared.file.lock().unwrap() = Some(big.clone());
-    let got = dir.path().join("got.bin");
-    let status = curl_to_file(&[], &ws.url("/file"), &got);
-    assert_eq!(status, 200, "{}", ctx("download"));
-    assert_eq!(
-        sha256_file(&got),
-        sha256_file(&big),
-        "{}",
-        ctx("download hash")
-    );
-
-    // wsgi.errors reaches the web server's error log.
-    let r = curl(&[], &ws.url("/stderr"));
-    assert_eq!(r.status, 200, "{}", ctx("stderr"));
-    if stderr_marker_in_log {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !ws.error_log().contains("gatekit-stderr-marker")
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        assert!(
-            ws.error_log().contains("gatekit-stderr-marker"),
-            "{}",
-            ctx("stderr in log")
-        );
-    }
-
-    // An app panic is a 500, and the server goes on.
-    let r = curl(&[], &ws.url("/panic"));
-    assert_eq!(r.status, 500, "{}", ctx("panic"));
-    let r = curl(&[], &ws.url("/hello"));
-    assert_eq!(r.status, 200, "{}", ctx("after panic"));
-
-    // 200 concurrent requests, zero errors.
-    let urls: Vec<String> = (0..200).map(|i| ws.url(&format!("/hello?n={i}"))).collect();
-    let got = curl_parallel(&urls, 60);
-    assert_eq!(
-        got.ok,
-        200,
-        "{}",
-        ctx(&format!("concurrent: {}", got.report))
-    );
+    common::web::check_all(ws, name, &big);
 }
 
 fn nginx_conf(backend: &Backend, keep_conn: bool, port: u16) -> String {
@@ -154,7 +74,7 @@ fn nginx_case(unix: bool, keep_conn: bool) {
         return;
     };
     let name = format!("nginx unix={unix} keep_conn={keep_conn}");
-    check_all(&ws, &backend, &name, true);
+    check_all(&ws, &backend, &name);
     assert!(
         !ws.error_log().contains("upstream prematurely closed"),
         "{}",
@@ -198,7 +118,7 @@ fn apache_mod_proxy_fcgi() {
     }) else {
         return;
     };
-    check_all(&ws, &backend, "apache mod_proxy_fcgi", true);
+    check_all(&ws, &backend, "apache mod_proxy_fcgi");
 }
 
 #[test]
@@ -219,7 +139,7 @@ fn apache_mod_proxy_fcgi_unix() {
     }) else {
         return;
     };
-    check_all(&ws, &backend, "apache mod_proxy_fcgi unix", true);
+    check_all(&ws, &backend, "apache mod_proxy_fcgi unix");
 }
 
 #[test]
@@ -270,7 +190,7 @@ fn lighttpd_mod_fastcgi() {
     }) else {
         return;
     };
-    check_all(&ws, &backend, "lighttpd mod_fastcgi", true);
+    check_all(&ws, &backend, "lighttpd mod_fastcgi");
 }
 
 #[test]

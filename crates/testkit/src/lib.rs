@@ -99,6 +99,35 @@ pub fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// True once process `pid` is gone, or a zombie that no one can run
+/// again (its parent, or init, reaps it later).
+#[must_use]
+pub fn is_gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Waits up to `timeout` for every process in `pids` to be gone
+/// ([`is_gone`]); kills the ones left with SIGKILL (by PID: only processes
+/// the test started, directly or through a web server it started) and
+/// returns them.
+#[must_use]
+pub fn reap_or_kill(pids: &[u32], timeout: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + timeout;
+    while !pids.iter().all(|&pid| is_gone(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<u32> = pids.iter().copied().filter(|&p| !is_gone(p)).collect();
+    for pid in &left {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    left
+}
+
 /// A temp dir readable by other users (web servers drop to www-data).
 #[must_use]
 pub fn public_tempdir() -> tempfile::TempDir {

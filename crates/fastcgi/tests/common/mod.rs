@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses part of this
 
+pub mod web;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
