@@ -5,11 +5,11 @@
 //! One epoll instance is shared by a pool of worker threads, of which one
 //! at a time waits in `epoll_wait` (the turn, see `turn.rs`: it saves a
 //! context switch per event; the sweeper wakes a parked worker when events
-//! wait and the awake ones are busy). The listeners are one-shot: a worker
-//! woken by one accepts a single connection, re-arms the listener (the next
+//! wait and the awake ones are busy). The listeners are level-triggered
+//! and stay armed (only the turn's holder waits, so a connection wakes one
+//! worker): a worker woken by one accepts a single connection (the next
 //! worker to take the turn finds any other connection waiting) and serves
-//! the connection at once, on its own thread,
-//! without registering it (a web server writes its request right after
+//! it at once, on its own thread, without registering it (a web server writes its request right after
 //! connecting, so it is usually there to read). A connection is registered,
 //! edge-triggered, the first time it has to wait for input or for the socket
 //! to take output, and stays registered for the rest of its life (no
@@ -906,14 +906,19 @@ fn worker<P: Protocol>(shared: &Shared<P>) {
     }
 }
 
-/// A listener's epoll interest: one-shot. The worker it wakes takes one
-/// connection and re-arms it before serving that connection, so another
-/// worker is woken only when more connections are waiting (level-triggered,
-/// epoll would wake a second worker for every connection).
-const LISTENER_FLAGS: epoll::EventFlags = epoll::EventFlags::IN.union(epoll::EventFlags::ONESHOT);
+/// A listener's epoll interest: level-triggered. Only the worker that holds
+/// the turn waits in `epoll_wait` ([`crate::turn`]), so a waiting
+/// connection wakes one worker, and the listener stays armed: no
+/// `epoll_ctl` per connection (a one-shot interest needs one to re-arm it).
+/// A second worker that takes the turn before the first has accepted may
+/// be told of the same connection and find it gone (`EAGAIN`, one wasted
+/// `accept`); that takes a watch's wake-up in that instant, so it is rare.
+/// While accepting is paused, or the server stops, the listener is left
+/// without interest, or it would be reported again and again.
+const LISTENER_FLAGS: epoll::EventFlags = epoll::EventFlags::IN;
 
-/// Re-arms a listener (`on`), or leaves it without interest (while
-/// accepting is paused; the sweeper turns it back on).
+/// Arms a listener (`on`), or leaves it without interest (while accepting
+/// is paused; the sweeper turns it back on).
 fn arm_listener<P: Protocol>(shared: &Shared<P>, i: usize, on: bool) {
     if let Some(l) = shared.listeners.get(i) {
         let data = epoll::EventData::new_u64(LISTENER_BIT | i as u64);
@@ -930,6 +935,21 @@ fn arm_listener<P: Protocol>(shared: &Shared<P>, i: usize, on: bool) {
     }
 }
 
+/// Disarms listener `i` while accepting is paused: pauses for `d` first
+/// when `d` is given, and disarms it only if a pause is (still) on. Under
+/// the pause's lock, so that the sweeper, which ends a pause and re-arms
+/// every listener under the same lock, cannot re-arm it first and leave it
+/// disarmed for good.
+fn disarm_while_paused<P: Protocol>(shared: &Shared<P>, i: usize, d: Option<Duration>) {
+    let mut paused = lock(&shared.paused_until);
+    if let Some(d) = d {
+        *paused = Some(Instant::now() + d);
+    }
+    if paused.is_some() {
+        arm_listener(shared, i, false);
+    }
+}
+
 /// Takes one connection waiting on listener `i` and serves it on this
 /// thread at once: its request has usually arrived with it (a web server
 /// writes right after connecting), so it needs no registration and no
@@ -939,19 +959,23 @@ fn accept<P: Protocol>(shared: &Shared<P>, i: usize) {
     let Some(listener) = shared.listeners.get(i) else {
         return;
     };
-    if shared.stopping.is_triggered() || is_paused(shared) {
-        // Not re-armed: the sweeper does that when the pause is over.
+    if shared.stopping.is_triggered() {
+        // The sweeper takes the listeners out; until then, no more events.
+        arm_listener(shared, i, false);
+        return;
+    }
+    if is_paused(shared) {
+        // The sweeper re-arms it when the pause is over.
+        disarm_while_paused(shared, i, None);
         return;
     }
     let Some(idx) = lock(&shared.free).pop() else {
         // Full: leave new connections in the backlog until a slot frees up
-        // (the listener stays disarmed; the sweeper re-arms it).
-        pause(shared, Duration::from_millis(20));
+        // (the sweeper re-arms the listener).
+        disarm_while_paused(shared, i, Some(Duration::from_millis(20)));
         return;
     };
-    let accepted = listener.accept_nonblocking();
-    arm_listener(shared, i, true);
-    match accepted {
+    match listener.accept_nonblocking() {
         Ok((stream, peer)) => {
             if let Some((slot, generation)) = adopt(shared, idx, stream, peer) {
                 drive(shared, slot, idx, generation, epoll::EventFlags::IN);
@@ -971,19 +995,13 @@ fn accept<P: Protocol>(shared: &Shared<P>, i: usize) {
             } else {
                 eprintln!("gatekit: accept: {e}");
             }
-            // Re-armed above: take that back until the pause is over.
-            pause(shared, Duration::from_millis(100));
-            arm_listener(shared, i, false);
+            disarm_while_paused(shared, i, Some(Duration::from_millis(100)));
         }
     }
 }
 
 fn is_paused<P: Protocol>(shared: &Shared<P>) -> bool {
     lock(&shared.paused_until).is_some()
-}
-
-fn pause<P: Protocol>(shared: &Shared<P>, d: Duration) {
-    *lock(&shared.paused_until) = Some(Instant::now() + d);
 }
 
 /// Puts a new connection in slot `idx` (after the allow-list check), held
@@ -1364,21 +1382,15 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
             drain_deadline = Some(now + shared.config.shutdown_grace);
         }
         if !stopping {
-            let resume = {
-                let mut paused = lock(&shared.paused_until);
-                match *paused {
-                    Some(t) if t <= now && !lock(&shared.free).is_empty() => {
-                        *paused = None;
-                        true
-                    }
-                    _ => false,
-                }
-            };
-            if resume {
+            // Re-armed under the pause's lock: see `disarm_while_paused`.
+            let mut paused = lock(&shared.paused_until);
+            if paused.is_some_and(|t| t <= now) && !lock(&shared.free).is_empty() {
+                *paused = None;
                 for i in 0..shared.listeners.len() {
                     arm_listener(shared, i, true);
                 }
             }
+            drop(paused);
         }
         let drain_over = drain_deadline.is_some_and(|d| now >= d);
         for (idx, slot) in shared.slots.iter().enumerate() {
@@ -1596,6 +1608,77 @@ mod tests {
         for c in &mut slow {
             assert_eq!(answer(c), b"ok\n");
         }
+        stop.trigger();
+        server.join().unwrap().unwrap();
+    }
+
+    /// Whether an epoll instance of this process watches descriptor `fd`
+    /// for input, from `/proc/self/fdinfo` (the `tfd: FD events: HEX ...`
+    /// lines of epoll descriptors; the kernel adds ERR and HUP to every
+    /// interest, so a disarmed one shows as `18`); `None` if none watches it.
+    fn armed_for_input(fd: i32) -> Option<bool> {
+        for entry in std::fs::read_dir("/proc/self/fdinfo").ok()?.flatten() {
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            for line in text.lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if let ["tfd:", tfd, "events:", events, ..] = words.as_slice() {
+                    if tfd.parse() == Ok(fd) {
+                        let events = u32::from_str_radix(events, 16).ok()?;
+                        return Some(events & epoll::EventFlags::IN.bits() != 0);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// With every slot taken, new connections wait in the backlog (the
+    /// listener disarmed, not reported again and again to a spinning
+    /// worker) and are served once a slot frees up (the sweeper re-arms it).
+    #[test]
+    fn a_full_server_leaves_connections_in_the_backlog_then_serves_them() {
+        let (listener, at) = loopback_listener();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+        let stop = Shutdown::new();
+        let server = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let config = EngineConfig {
+                    workers: 2,
+                    max_connections: 2,
+                    ..EngineConfig::default()
+                };
+                serve(Lines, vec![listener], config, &stop)
+            })
+        };
+        let mut held: Vec<TcpStream> = (0..2).map(|_| ask(at, b"fast\n")).collect();
+        for c in &mut held {
+            assert_eq!(answer(c), b"ok\n");
+        }
+        // Both slots are taken by idle kept connections: a third waits.
+        let mut third = ask(at, b"fast\n");
+        third
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut got = [0u8; 3];
+        assert!(third.read_exact(&mut got).is_err(), "served past the limit");
+        // The listener is disarmed meanwhile: a level-triggered interest
+        // left on would report it to a spinning worker.
+        assert_eq!(
+            armed_for_input(fd),
+            Some(false),
+            "the listener stayed armed"
+        );
+        // One leaves: the third is served, the listener armed again.
+        drop(held.pop());
+        assert_eq!(answer(&mut third), b"ok\n");
+        assert_eq!(
+            armed_for_input(fd),
+            Some(true),
+            "the listener was not re-armed"
+        );
         stop.trigger();
         server.join().unwrap().unwrap();
     }
