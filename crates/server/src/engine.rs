@@ -9,8 +9,9 @@
 //! and stay armed (only the turn's holder waits, so a connection wakes one
 //! worker): a worker woken by one accepts a single connection (the next
 //! worker to take the turn finds any other connection waiting) and serves
-//! it at once, on its own thread, without registering it (a web server writes its request right after
-//! connecting, so it is usually there to read). A connection is registered,
+//! it at once, on its own thread, without registering it (a web server
+//! writes its request right after connecting, so it is usually there to
+//! read). A connection is registered,
 //! edge-triggered, the first time it has to wait for input or for the socket
 //! to take output, and stays registered for the rest of its life (no
 //! `epoll_ctl` per request). So a connection that carries one request costs
@@ -935,12 +936,11 @@ fn arm_listener<P: Protocol>(shared: &Shared<P>, i: usize, on: bool) {
     }
 }
 
-/// Disarms listener `i` while accepting is paused: pauses for `d` first
-/// when `d` is given, and disarms it only if a pause is (still) on. Under
-/// the pause's lock, so that the sweeper, which ends a pause and re-arms
-/// every listener under the same lock, cannot re-arm it first and leave it
-/// disarmed for good.
-fn disarm_while_paused<P: Protocol>(shared: &Shared<P>, i: usize, d: Option<Duration>) {
+/// Disarms listener `i` if accepting is paused, pausing for `d` first when
+/// `d` is given; returns whether it is paused. Under the pause's lock, so
+/// that the sweeper, which ends a pause and re-arms every listener under
+/// the same lock, cannot re-arm it first and leave it disarmed for good.
+fn disarm_if_paused<P: Protocol>(shared: &Shared<P>, i: usize, d: Option<Duration>) -> bool {
     let mut paused = lock(&shared.paused_until);
     if let Some(d) = d {
         *paused = Some(Instant::now() + d);
@@ -948,6 +948,7 @@ fn disarm_while_paused<P: Protocol>(shared: &Shared<P>, i: usize, d: Option<Dura
     if paused.is_some() {
         arm_listener(shared, i, false);
     }
+    paused.is_some()
 }
 
 /// Takes one connection waiting on listener `i` and serves it on this
@@ -964,15 +965,14 @@ fn accept<P: Protocol>(shared: &Shared<P>, i: usize) {
         arm_listener(shared, i, false);
         return;
     }
-    if is_paused(shared) {
+    if disarm_if_paused(shared, i, None) {
         // The sweeper re-arms it when the pause is over.
-        disarm_while_paused(shared, i, None);
         return;
     }
     let Some(idx) = lock(&shared.free).pop() else {
         // Full: leave new connections in the backlog until a slot frees up
         // (the sweeper re-arms the listener).
-        disarm_while_paused(shared, i, Some(Duration::from_millis(20)));
+        disarm_if_paused(shared, i, Some(Duration::from_millis(20)));
         return;
     };
     match listener.accept_nonblocking() {
@@ -995,13 +995,9 @@ fn accept<P: Protocol>(shared: &Shared<P>, i: usize) {
             } else {
                 eprintln!("gatekit: accept: {e}");
             }
-            disarm_while_paused(shared, i, Some(Duration::from_millis(100)));
+            disarm_if_paused(shared, i, Some(Duration::from_millis(100)));
         }
     }
-}
-
-fn is_paused<P: Protocol>(shared: &Shared<P>) -> bool {
-    lock(&shared.paused_until).is_some()
 }
 
 /// Puts a new connection in slot `idx` (after the allow-list check), held
@@ -1382,7 +1378,7 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
             drain_deadline = Some(now + shared.config.shutdown_grace);
         }
         if !stopping {
-            // Re-armed under the pause's lock: see `disarm_while_paused`.
+            // Re-armed under the pause's lock: see `disarm_if_paused`.
             let mut paused = lock(&shared.paused_until);
             if paused.is_some_and(|t| t <= now) && !lock(&shared.free).is_empty() {
                 *paused = None;
@@ -1390,7 +1386,6 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
                     arm_listener(shared, i, true);
                 }
             }
-            drop(paused);
         }
         let drain_over = drain_deadline.is_some_and(|d| now >= d);
         for (idx, slot) in shared.slots.iter().enumerate() {
