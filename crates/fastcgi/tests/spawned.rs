@@ -25,8 +25,7 @@ use common::{Shared, config, test_app};
 use gatekit_fastcgi::sdk;
 use gatekit_fastcgi::server::Server;
 use gatekit_testkit::{
-    WebServer, curl, curl_parallel, pattern, public_tempdir, reap_or_kill, require, set_mode,
-    sha256,
+    WebServer, curl, pattern, public_tempdir, reap_or_kill, require, set_mode, sha256,
 };
 
 /// Set to `1` in the environment of the program the web server starts.
@@ -317,14 +316,7 @@ fn sdk_case(manager: Manager) {
     let r = curl(&["--data-binary", &at], &ws.url("/echo"));
     assert_eq!(r.status, 200, "{}", ctx("POST"));
     assert_eq!(sha256(&r.body), sha256(&body), "{}", ctx("POST echo"));
-    let urls: Vec<String> = (0..50).map(|i| ws.url(&format!("/hello?n={i}"))).collect();
-    let got = curl_parallel(&urls, 60);
-    assert_eq!(
-        got.ok,
-        50,
-        "{}",
-        ctx(&format!("concurrent: {}", got.report))
-    );
+    common::web::concurrent_hellos(ws, 50, &ctx);
     let r = curl(&[], &ws.url("/missing"));
     assert_eq!(r.status, 404, "{}", ctx("404"));
     spawned.stop();

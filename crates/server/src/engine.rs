@@ -1549,6 +1549,20 @@ mod tests {
         }
     }
 
+    /// Serves [`Lines`] on `listener` in a thread; trigger the returned
+    /// shutdown, then join the thread.
+    fn serve_lines(
+        listener: Listener,
+        config: EngineConfig,
+    ) -> (Shutdown, std::thread::JoinHandle<io::Result<()>>) {
+        let stop = Shutdown::new();
+        let server = {
+            let stop = stop.clone();
+            std::thread::spawn(move || serve(Lines, vec![listener], config, &stop))
+        };
+        (stop, server)
+    }
+
     fn ask(at: std::net::SocketAddr, line: &[u8]) -> TcpStream {
         let mut c = TcpStream::connect(at).unwrap();
         c.write_all(line).unwrap();
@@ -1568,17 +1582,11 @@ mod tests {
     #[test]
     fn slow_applications_hold_only_their_workers() {
         let (listener, at) = loopback_listener();
-        let stop = Shutdown::new();
-        let server = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let config = EngineConfig {
-                    workers: 4,
-                    ..EngineConfig::default()
-                };
-                serve(Lines, vec![listener], config, &stop)
-            })
+        let config = EngineConfig {
+            workers: 4,
+            ..EngineConfig::default()
         };
+        let (stop, server) = serve_lines(listener, config);
         // Warm up: every worker has started.
         let mut c = ask(at, b"fast\n");
         assert_eq!(answer(&mut c), b"ok\n");
@@ -1636,18 +1644,12 @@ mod tests {
     fn a_full_server_leaves_connections_in_the_backlog_then_serves_them() {
         let (listener, at) = loopback_listener();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
-        let stop = Shutdown::new();
-        let server = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let config = EngineConfig {
-                    workers: 2,
-                    max_connections: 2,
-                    ..EngineConfig::default()
-                };
-                serve(Lines, vec![listener], config, &stop)
-            })
+        let config = EngineConfig {
+            workers: 2,
+            max_connections: 2,
+            ..EngineConfig::default()
         };
+        let (stop, server) = serve_lines(listener, config);
         let mut held: Vec<TcpStream> = (0..2).map(|_| ask(at, b"fast\n")).collect();
         for c in &mut held {
             assert_eq!(answer(c), b"ok\n");
