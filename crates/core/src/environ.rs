@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, BufRead, Read, Write};
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -105,6 +106,43 @@ impl Environ {
     /// [`set`](Environ::set), without making owned copies first.
     pub fn set_bytes(&mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         self.vars.set(name.as_ref(), value.as_ref());
+    }
+
+    /// Sets every variable held in `buf`, a front-end's buffer of encoded
+    /// name-value pairs (FastCGI's PARAMS, SCGI's header), by keeping `buf`
+    /// as the variables' storage instead of copying each name and value.
+    ///
+    /// `next` is given the unread rest of `buf` and returns the ranges, within
+    /// what it was given, of the next pair's name and value and the number of
+    /// bytes the pair takes; `None` ends the list, as does an answer that
+    /// points outside the slice or takes no bytes. A name that comes again
+    /// replaces the earlier value, as with [`set_bytes`](Environ::set_bytes).
+    ///
+    /// Returns a buffer for the caller to fill next time: the environ's
+    /// previous (empty) storage, or, when variables were already set and each
+    /// pair had to be copied in, `buf` itself; emptied either way.
+    ///
+    /// ```
+    /// use gatekit_core::Environ;
+    /// // "NAME\0value\0" pairs, as in an SCGI header.
+    /// fn next(rest: &[u8]) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>, usize)> {
+    ///     let n = rest.iter().position(|&b| b == 0)?;
+    ///     let v = rest[n + 1..].iter().position(|&b| b == 0)? + n + 1;
+    ///     Some((0..n, n + 1..v, v + 1))
+    /// }
+    /// let mut env = Environ::new();
+    /// let spare = env.set_all_from(b"A\x001\0B\x002\0A\x003\0".to_vec(), next);
+    /// assert!(spare.is_empty());
+    /// assert_eq!(env.get("A"), Some("3"));
+    /// assert_eq!(env.get("B"), Some("2"));
+    /// assert_eq!(env.len(), 2);
+    /// ```
+    pub fn set_all_from(
+        &mut self,
+        buf: Vec<u8>,
+        next: impl FnMut(&[u8]) -> Option<(Range<usize>, Range<usize>, usize)>,
+    ) -> Vec<u8> {
+        self.vars.set_all_from(buf, next)
     }
 
     /// Sets a variable to the bytes `fill` appends to the [`ValueBuf`] it is

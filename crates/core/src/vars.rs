@@ -5,10 +5,13 @@
 //! map of owned vectors cost two allocations per variable and a tree walk
 //! (a string comparison per level) per lookup. Here a request's variables
 //! share one buffer; a lookup scans the index comparing a one-word tag made
-//! from each name (its length and two of its bytes), and compares bytes only
+//! from each name (its length and three of its bytes), and compares bytes only
 //! when the tags agree; iteration sorts a copy of the index by name. The
 //! buffers of a dropped environ are kept by its thread for the next one, so
 //! a steady stream of requests allocates nothing for its variables.
+//! A front-end that already holds a request's variables in one buffer
+//! (FastCGI's PARAMS) hands that buffer over whole ([`Vars::set_all_from`]):
+//! it becomes the storage, and only the index is built.
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -23,17 +26,19 @@ struct Entry {
 }
 
 /// A one-word summary of a name: equal names have equal tags, and names of
-/// the same length mostly differ in their last or fifth-from-last byte
-/// (`HTTP_ACCEPT`, `HTTP_COOKIE`; `SERVER_NAME`, `SERVER_PORT`).
+/// the same length mostly differ in their first, last or fourth-from-last
+/// byte (`SERVER_PORT`, `REMOTE_PORT`; `HTTP_ACCEPT`, `HTTP_COOKIE`;
+/// `SERVER_NAME`, `SERVER_PORT`).
 fn tag(name: &[u8]) -> u32 {
     let len = name.len();
+    let first = name.first().copied().unwrap_or(0);
     let last = name.last().copied().unwrap_or(0);
     let inner = len
         .checked_sub(4)
         .and_then(|i| name.get(i))
         .copied()
         .unwrap_or(0);
-    ((len.min(0xffff) as u32) << 16) | (u32::from(inner) << 8) | u32::from(last)
+    (len.min(0xff) as u32) << 24 | u32::from(first) << 16 | u32::from(inner) << 8 | u32::from(last)
 }
 
 impl Entry {
@@ -154,6 +159,78 @@ impl Vars {
         }
     }
 
+    /// Takes `buf` as the storage of the pairs `next` finds in it, rather
+    /// than copying each name and value; returns the buffer it held before,
+    /// emptied, for the caller to fill next time. `next` gets the unread
+    /// rest of `buf` and gives the ranges (within what it got) of the next
+    /// name and value and the bytes the pair takes, or `None` at the end. A
+    /// name seen again replaces the earlier value, as [`Vars::set`] does.
+    /// When variables are already set (or `buf` is too large for the index)
+    /// each pair is copied in with [`Vars::set`], and `buf` itself comes back.
+    pub(crate) fn set_all_from(
+        &mut self,
+        buf: Vec<u8>,
+        mut next: impl FnMut(&[u8]) -> PairLayout,
+    ) -> Vec<u8> {
+        if !self.entries.is_empty() || u32::try_from(buf.len()).is_err() {
+            let mut at = 0;
+            while let Some((name, value, used)) = pair_at(&buf, at, &mut next) {
+                let bytes = |r: Range<usize>| buf.get(r).unwrap_or_default();
+                self.set(bytes(name), bytes(value));
+                at += used;
+            }
+            let mut buf = buf;
+            buf.clear();
+            return buf;
+        }
+        let mut old = std::mem::take(&mut self.buf);
+        old.clear();
+        self.garbage = 0;
+        self.seen = [0; 4];
+        let mut at = 0;
+        while let Some(rest) = buf.get(at..).filter(|rest| !rest.is_empty()) {
+            let Some((name, value, used)) = next(rest) else {
+                break;
+            };
+            if used == 0 || used > rest.len() || name.end > rest.len() || value.end > rest.len() {
+                break;
+            }
+            let Some(name_bytes) = rest.get(name.clone()) else {
+                break;
+            };
+            let tag = tag(name_bytes);
+            let (word, mask) = seen_bit(tag);
+            let entry = Entry {
+                tag,
+                name: (pos(at + name.start), pos(at + name.end)),
+                value: (pos(at + value.start), pos(at + value.end)),
+            };
+            at += used;
+            let seen = self.seen.get(word).is_some_and(|w| w & mask != 0);
+            let found = if seen {
+                self.entries
+                    .iter_mut()
+                    .find(|e| e.tag == tag && buf.get(e.name()).unwrap_or_default() == name_bytes)
+            } else {
+                None
+            };
+            match found {
+                Some(e) => {
+                    self.garbage += e.value().len() + name_bytes.len();
+                    e.value = entry.value;
+                }
+                None => {
+                    if let Some(w) = self.seen.get_mut(word) {
+                        *w |= mask;
+                    }
+                    self.entries.push(entry);
+                }
+            }
+        }
+        self.buf = buf;
+        old
+    }
+
     pub(crate) fn set(&mut self, name: &[u8], value: &[u8]) {
         self.set_with(name, |buf| buf.extend_from_slice(value));
     }
@@ -210,6 +287,29 @@ impl Vars {
         self.buf = buf;
         self.garbage = 0;
     }
+}
+
+/// What finds the pair at the start of a slice: the ranges of its name and
+/// its value within the slice, and the bytes it takes; `None` when none is left.
+pub(crate) type PairLayout = Option<(Range<usize>, Range<usize>, usize)>;
+
+/// The pair `next` finds at `at` in `buf`, its ranges made absolute; `None`
+/// at the end, or when `next` answers with ranges outside what it was given
+/// or a pair of no bytes (which would never end).
+fn pair_at(buf: &[u8], at: usize, next: &mut impl FnMut(&[u8]) -> PairLayout) -> PairLayout {
+    let rest = buf.get(at..).filter(|r| !r.is_empty())?;
+    let (name, value, used) = next(rest)?;
+    if used == 0 || used > rest.len() || name.start > name.end || value.start > value.end {
+        return None;
+    }
+    if name.end > rest.len() || value.end > rest.len() {
+        return None;
+    }
+    Some((
+        name.start + at..name.end + at,
+        value.start + at..value.end + at,
+        used,
+    ))
 }
 
 /// A buffer offset as stored in an [`Entry`]. An environ of 4 GiB is not a
@@ -307,6 +407,93 @@ mod tests {
         }
         assert!(v.buf.len() < 16 * 1024, "{}", v.buf.len());
         assert_eq!(v.get(b"K"), Some(&big[..]));
+    }
+
+    /// "name=value;" pairs, for the tests of `set_all_from`.
+    fn semicolon_pairs(rest: &[u8]) -> PairLayout {
+        let end = rest.iter().position(|&b| b == b';')?;
+        let eq = rest.get(..end)?.iter().position(|&b| b == b'=')?;
+        Some((0..eq, eq + 1..end, end + 1))
+    }
+
+    #[test]
+    fn set_all_from_keeps_the_buffer_and_the_last_of_a_name() {
+        let mut v = Vars::new();
+        let spare = v.set_all_from(b"A=1;BB=22;A=3;C=;".to_vec(), semicolon_pairs);
+        assert!(spare.is_empty());
+        assert_eq!(v.len(), 3);
+        assert_eq!(v.get(b"A"), Some(&b"3"[..]));
+        assert_eq!(v.get(b"BB"), Some(&b"22"[..]));
+        assert_eq!(v.get(b"C"), Some(&b""[..]));
+        // The variables live in the buffer given (no copy).
+        assert_eq!(v.buf, b"A=1;BB=22;A=3;C=;");
+        // Setting, replacing and removing afterwards work as usual.
+        v.set(b"D", b"4");
+        v.set(b"BB", b"x");
+        assert_eq!(v.remove(b"A"), Some(b"3".to_vec()));
+        let all: Vec<_> = v.iter().collect();
+        assert_eq!(
+            all,
+            [
+                (&b"BB"[..], &b"x"[..]),
+                (&b"C"[..], &b""[..]),
+                (&b"D"[..], &b"4"[..])
+            ]
+        );
+    }
+
+    #[test]
+    fn set_all_from_copies_when_variables_are_already_set() {
+        let mut v = Vars::new();
+        v.set(b"A", b"0");
+        v.set(b"Z", b"26");
+        let given = b"A=1;B=2;".to_vec();
+        let back = v.set_all_from(given, semicolon_pairs);
+        assert!(
+            back.is_empty() && back.capacity() >= 8,
+            "the buffer given comes back"
+        );
+        assert_eq!(v.get(b"A"), Some(&b"1"[..]));
+        assert_eq!(v.get(b"B"), Some(&b"2"[..]));
+        assert_eq!(v.get(b"Z"), Some(&b"26"[..]));
+        assert_eq!(v.len(), 3);
+    }
+
+    #[test]
+    fn set_all_from_stops_at_an_answer_outside_the_slice() {
+        let mut v = Vars::new();
+        v.set_all_from(b"A=1;rest".to_vec(), semicolon_pairs);
+        assert_eq!(v.len(), 1);
+        let mut calls = 0;
+        let mut bad = Vars::new();
+        bad.set_all_from(b"abc".to_vec(), |_: &[u8]| {
+            calls += 1;
+            Some((0..1, 1..9, 3))
+        });
+        assert_eq!((bad.len(), calls), (0, 1));
+        let mut stuck = Vars::new();
+        stuck.set_all_from(b"abc".to_vec(), |_: &[u8]| {
+            calls += 1;
+            Some((0..1, 1..2, 0))
+        });
+        assert_eq!((stuck.len(), calls), (0, 2));
+    }
+
+    #[test]
+    fn set_all_from_finds_each_of_many_names() {
+        // 600 names over 256 filter bits, each twice: the second wins.
+        let mut text = Vec::new();
+        for round in 0..2 {
+            for i in 0..600 {
+                text.extend_from_slice(format!("HTTP_X_{i}={round};").as_bytes());
+            }
+        }
+        let mut v = Vars::new();
+        v.set_all_from(text, semicolon_pairs);
+        assert_eq!(v.len(), 600);
+        for i in 0..600 {
+            assert_eq!(v.get(format!("HTTP_X_{i}").as_bytes()), Some(&b"1"[..]));
+        }
     }
 
     #[test]

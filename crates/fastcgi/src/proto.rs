@@ -24,6 +24,7 @@
 
 use std::fmt;
 use std::iter::FusedIterator;
+use std::ops::Range;
 
 /// `FCGI_VERSION_1`, the only protocol version (§3.3, §8). Any other version is an error.
 pub const VERSION_1: u8 = 1;
@@ -746,6 +747,9 @@ pub fn encode_unknown_type(body: UnknownType, out: &mut Vec<u8>) {
 // Name-value pairs
 // ---------------------------------------------------------------------------------------------
 
+/// The parameter that declares the length of a request's body.
+const CONTENT_LENGTH: &[u8] = b"CONTENT_LENGTH";
+
 /// A name-value pair borrowed from a buffer: `(name, value)`, both arbitrary bytes.
 pub type Pair<'a> = (&'a [u8], &'a [u8]);
 
@@ -845,6 +849,33 @@ pub fn decode_pair(buf: &[u8]) -> Result<Option<(Pair<'_>, usize)>, Error> {
     Ok(Some((pair, end)))
 }
 
+/// Where the name-value pair at the start of `buf` lies (§3.4): the ranges of its name and its
+/// value within `buf`, and the number of bytes the pair takes; `None` if `buf` does not start
+/// with a whole pair. [`decode_pair`] for a caller that keeps the buffer and indexes into it
+/// (the App server hands a request's [`Params`] buffer to its environ this way, uncopied).
+#[must_use]
+pub fn pair_layout(buf: &[u8]) -> Option<(Range<usize>, Range<usize>, usize)> {
+    let (name_len, name_width) = read_len(buf)?;
+    let (value_len, value_width) = read_len(buf.get(name_width..)?)?;
+    // Each length is under 2^31 and each width at most 4: no overflow
+    // before the last addition, which is checked.
+    let start = name_width + value_width;
+    let mid = start + name_len;
+    let end = mid.checked_add(value_len).filter(|&end| end <= buf.len())?;
+    Some((start..mid, mid..end, end))
+}
+
+/// [`decode_len`] for a buffer of complete, validated pairs.
+#[inline]
+fn read_len(buf: &[u8]) -> Option<(usize, usize)> {
+    let &first = buf.first()?;
+    if first & 0x80 == 0 {
+        return Some((usize::from(first), 1));
+    }
+    let &bytes = buf.first_chunk::<4>()?;
+    Some(((u32::from_be_bytes(bytes) & !LONG_LEN_FLAG) as usize, 4))
+}
+
 /// Appends one name-value pair (§3.4), each length in its shortest form: one byte up to 127,
 /// otherwise four bytes with the high bit set.
 ///
@@ -924,6 +955,8 @@ pub struct ParamsDecoder {
     parsed: usize,
     /// Number of complete pairs in `buf[..parsed]`.
     count: usize,
+    /// Where in `buf` the value of the last `CONTENT_LENGTH` pair lies.
+    content_length: Option<(usize, usize)>,
     /// The first error, returned again by every later call.
     error: Option<Error>,
 }
@@ -937,6 +970,7 @@ impl ParamsDecoder {
             buf: Vec::new(),
             parsed: 0,
             count: 0,
+            content_length: None,
             error: None,
         }
     }
@@ -951,6 +985,7 @@ impl ParamsDecoder {
             buf: buffer,
             parsed: 0,
             count: 0,
+            content_length: None,
             error: None,
         }
     }
@@ -990,26 +1025,43 @@ impl ParamsDecoder {
             self.buf.reserve_exact(target - self.buf.len());
         }
         self.buf.extend_from_slice(chunk);
-        loop {
-            let rest = self.buf.get(self.parsed..).unwrap_or_default();
-            if rest.is_empty() {
-                return Ok(());
-            }
-            let Some(lengths) = PairLengths::decode(rest).map_err(|_| too_large)? else {
-                return Ok(());
+        let (mut parsed, mut count) = (self.parsed, self.count);
+        let result = loop {
+            let rest = self.buf.get(parsed..).unwrap_or_default();
+            let Some((name_len, name_width)) = read_len(rest) else {
+                break Ok(());
             };
-            let end = lengths
-                .total()
-                .ok()
-                .and_then(|len| self.parsed.checked_add(len))
+            let Some((value_len, value_width)) =
+                read_len(rest.get(name_width..).unwrap_or_default())
+            else {
+                break Ok(());
+            };
+            // Lengths under 2^31 and widths of at most 4: checked all the
+            // same, for a 32-bit usize.
+            let Some(end) = (name_width + value_width)
+                .checked_add(name_len)
+                .and_then(|n| n.checked_add(value_len))
+                .and_then(|n| n.checked_add(parsed))
                 .filter(|&end| end <= self.limit)
-                .ok_or(too_large)?;
+            else {
+                break Err(too_large);
+            };
             if end > self.buf.len() {
-                return Ok(());
+                break Ok(());
             }
-            self.parsed = end;
-            self.count += 1;
-        }
+            if name_len == CONTENT_LENGTH.len() {
+                let name_start = parsed + name_width + value_width;
+                let value_start = name_start + name_len;
+                if self.buf.get(name_start..value_start) == Some(CONTENT_LENGTH) {
+                    self.content_length = Some((value_start, end));
+                }
+            }
+            parsed = end;
+            count += 1;
+        };
+        self.parsed = parsed;
+        self.count = count;
+        result
     }
 
     /// Number of complete pairs received so far.
@@ -1040,6 +1092,7 @@ impl ParamsDecoder {
         Ok(Params {
             buf: self.buf,
             count: self.count,
+            content_length: self.content_length,
         })
     }
 }
@@ -1053,6 +1106,8 @@ pub struct Params {
     /// Complete, validated pairs in wire encoding.
     buf: Vec<u8>,
     count: usize,
+    /// Where the value of the last `CONTENT_LENGTH` pair lies in `buf`.
+    content_length: Option<(usize, usize)>,
 }
 
 impl Params {
@@ -1085,6 +1140,16 @@ impl Params {
             .filter(|&(n, _)| n == name)
             .last()
             .map(|(_, value)| value)
+    }
+
+    /// The value of the last `CONTENT_LENGTH` pair, if any: the same as
+    /// `get(b"CONTENT_LENGTH")`, noted while decoding, for the length of the
+    /// `FCGI_STDIN` stream a Responder or Filter is to receive (§6.2, §6.4)
+    /// without searching the pairs again.
+    #[must_use]
+    pub fn content_length(&self) -> Option<&[u8]> {
+        let (start, end) = self.content_length?;
+        self.buf.get(start..end)
     }
 
     /// Gives back the buffer that held the pairs, for [`ParamsDecoder::with_buffer`].
@@ -1292,7 +1357,18 @@ mod tests {
         for chunk in chunks {
             decoder.feed(chunk)?;
         }
-        decoder.finish().map(|params| params.to_vec())
+        decoder.finish().map(|params| {
+            // Noted while decoding, whatever the split: the same as a search.
+            assert_eq!(params.content_length(), params.get(b"CONTENT_LENGTH"));
+            let mut rest = params.buf.as_slice();
+            for (name, value) in &params {
+                let (n, v, used) = pair_layout(rest).expect("a whole pair");
+                assert_eq!((&rest[n], &rest[v]), (name, value));
+                rest = &rest[used..];
+            }
+            assert!(rest.is_empty() && pair_layout(rest).is_none());
+            params.to_vec()
+        })
     }
 
     /// Feeds `bytes` to a `ParamsDecoder` whole, in two pieces at every split, and one byte at a
@@ -2305,6 +2381,40 @@ mod tests {
         let params = decoder.finish().unwrap();
         assert_eq!(params.get(b"SCRIPT_NAME"), Some(&b"/index.php"[..]));
         assert_eq!(params.get(b"QUERY_STRING"), Some(&long_value[..]));
+    }
+
+    #[test]
+    fn the_last_content_length_is_noted_across_records() {
+        let stream = pair_bytes(&[
+            (b"CONTENT_LENGTH", b"5"),
+            (b"CONTENT_LENGTHS", b"x"),
+            (b"CONTENT_LENGTH", b"12345"),
+            (b"content_length", b"9"),
+        ]);
+        assert_eq!(assert_params_split(&stream, 1024).unwrap().len(), 4);
+        let mut decoder = ParamsDecoder::new(1024);
+        let (a, b) = stream.split_at(20);
+        decoder.feed(a).unwrap();
+        decoder.feed(b).unwrap();
+        assert_eq!(
+            decoder.finish().unwrap().content_length(),
+            Some(&b"12345"[..])
+        );
+        let mut none = ParamsDecoder::new(1024);
+        none.feed(&pair_bytes(&[(b"CONTENT_TYPE", b"")])).unwrap();
+        assert_eq!(none.finish().unwrap().content_length(), None);
+    }
+
+    #[test]
+    fn pair_layout_of_short_long_and_truncated_pairs() {
+        let long = vec![b'v'; 300];
+        let mut buf = pair_bytes(&[(b"AB", b"c"), (b"L", &long)]);
+        assert_eq!(pair_layout(&buf), Some((2..4, 4..5, 5)));
+        assert_eq!(pair_layout(&buf[5..]), Some((5..6, 6..306, 306)));
+        buf.pop();
+        assert_eq!(pair_layout(&buf[5..]), None);
+        assert_eq!(pair_layout(b""), None);
+        assert_eq!(pair_layout(b"\x80\x00"), None);
     }
 
     #[test]

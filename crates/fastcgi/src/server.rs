@@ -595,7 +595,7 @@ impl<A: App + 'static> FastCgi<A> {
         let Ok(params) = decoder.finish() else {
             return Step::Refuse(400, keep);
         };
-        let content_length = params.get(b"CONTENT_LENGTH");
+        let content_length = params.content_length();
         request.has_content_length = content_length.is_some();
         let spool = if request.role == Role::Authorizer {
             // §6.3: an Authorizer gets no body; it runs on PARAMS alone.
@@ -678,6 +678,7 @@ impl<A: App + 'static> FastCgi<A> {
             conn,
             id,
             params: Some(params),
+            params_spare: Vec::new(),
             body_len,
             role_name,
             input: Some(body),
@@ -697,11 +698,12 @@ impl<A: App + 'static> FastCgi<A> {
             && transport.end_request(u32::from(outcome.app_failed)).is_ok();
         session.staging = std::mem::take(&mut transport.staging);
         session.staging.clear();
-        if let Some(params) = transport.params.take() {
-            let buffer = params.into_buffer();
-            if buffer.capacity() <= KEEP_BUFFER {
-                session.params_buf = buffer;
-            }
+        let buffer = match transport.params.take() {
+            Some(params) => params.into_buffer(),
+            None => std::mem::take(&mut transport.params_spare),
+        };
+        if buffer.capacity() <= KEEP_BUFFER {
+            session.params_buf = buffer;
         }
         ended
     }
@@ -753,8 +755,11 @@ fn aborts(mut peeked: &[u8], tag: u64) -> bool {
 struct FcgiTransport<'c> {
     conn: &'c mut Conn,
     id: u16,
-    /// The request's `PARAMS`, until they are copied into the environ.
+    /// The request's `PARAMS`, until their buffer becomes the environ's
+    /// storage for its variables.
     params: Option<Params>,
+    /// The buffer the environ gave back for it, for the next request's `PARAMS`.
+    params_spare: Vec<u8>,
     /// `CONTENT_LENGTH` to add: the length of a body sent without one.
     body_len: Option<u64>,
     /// `FCGI_ROLE`'s value.
@@ -867,10 +872,8 @@ impl Transport for FcgiTransport<'_> {
     }
 
     fn add_cgi_vars(&mut self, environ: &mut Environ) {
-        if let Some(params) = &self.params {
-            for (name, value) in params {
-                environ.set_bytes(name, value);
-            }
+        if let Some(params) = self.params.take() {
+            self.params_spare = environ.set_all_from(params.into_buffer(), proto::pair_layout);
         }
         if let Some(len) = self.body_len {
             environ.set_bytes("CONTENT_LENGTH", len.to_string());
