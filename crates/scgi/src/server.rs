@@ -375,6 +375,10 @@ struct HeadVars {
     set: PathVars,
 }
 
+/// Spare bytes in a request's copy of its head, for the variables set after
+/// the headers without growing it.
+const SET_ROOM: usize = 256;
+
 /// The variables [`path_vars`] sets over the headers, in order: at most
 /// two, kept inline.
 type PathVars = [Option<(&'static [u8], Vec<u8>)>; 2];
@@ -388,8 +392,12 @@ impl HeadVars {
             let start = (field.as_ptr() as usize).wrapping_sub(base);
             (start, start.wrapping_add(field.len()))
         };
+        // Room for the variables set after the headers (`PATH_INFO`, the
+        // app's own): the head becomes the environ's storage.
+        let mut copy = Vec::with_capacity(head.len() + SET_ROOM);
+        copy.extend_from_slice(head);
         HeadVars {
-            head: head.to_vec(),
+            head: copy,
             // The same size and alignment as the request's pairs: collected
             // in place, without a new allocation.
             pairs: request
@@ -402,17 +410,31 @@ impl HeadVars {
 
     /// The header pairs, in wire order (a span outside the head, which the
     /// codec cannot produce, is left out rather than trusted).
+    #[cfg(test)]
     fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.pairs
             .iter()
             .filter_map(|[(a, b), (c, d)]| Some((self.head.get(*a..*b)?, self.head.get(*c..*d)?)))
     }
 
-    /// Puts every variable into `environ`.
-    fn apply(&self, environ: &mut Environ) {
-        for (name, value) in self.headers() {
-            environ.set_bytes(name, value);
-        }
+    /// Puts every variable into `environ`: the head becomes the storage of
+    /// the header variables (no copy of each), then the server's own are set.
+    fn apply(&mut self, environ: &mut Environ) {
+        let head = std::mem::take(&mut self.head);
+        let mut pairs = self.pairs.iter();
+        let mut at = 0;
+        // The pairs in wire order, each as ranges of what is left of the
+        // head; a pair before the last one's end (which the codec cannot
+        // produce) ends the list.
+        let _spare = environ.set_all_from(head, |_rest: &[u8]| {
+            let &[(a, b), (c, d)] = pairs.next()?;
+            if a < at || b < a || c < b || d < c {
+                return None;
+            }
+            let pair = (a - at..b - at, c - at..d - at, d - at);
+            at = d;
+            Some(pair)
+        });
         for (name, value) in self.set.iter().flatten() {
             environ.set_bytes(name, value);
         }
@@ -569,7 +591,36 @@ mod tests {
                 None => vars.push((name.to_vec(), value.to_vec())),
             }
         }
+        // What the environ gets from the head handed over whole is the same,
+        // whether it starts empty (the head becomes its storage) or not.
+        for preset in [false, true] {
+            let mut head = HeadVars::new(
+                &wire[..used],
+                decoded(&wire),
+                path_vars(&decoded(&wire), mount),
+            );
+            let mut environ = Environ::new();
+            if preset {
+                environ.set_bytes("ZZ_PRESET", "1");
+            }
+            head.apply(&mut environ);
+            environ.remove("ZZ_PRESET");
+            let mut want = vars.clone();
+            want.sort();
+            let got: Vec<(Vec<u8>, Vec<u8>)> = environ
+                .iter()
+                .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                .collect();
+            assert_eq!(got, want, "preset {preset}");
+        }
         vars
+    }
+
+    fn decoded(wire: &[u8]) -> Request<'_> {
+        proto::decode_request(wire, &Limits::default())
+            .unwrap()
+            .unwrap()
+            .0
     }
 
     fn get<'v>(vars: &'v [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'v [u8]> {
