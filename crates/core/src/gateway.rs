@@ -56,6 +56,15 @@ impl HttpVersion {
 pub struct Config {
     /// `origin_server`: write an HTTP status line (true) or a CGI `Status:` header.
     pub origin_server: bool,
+    /// Behind a web server, leave out `Status: 200 OK`: the status RFC 3875
+    /// §6.3.3 has the web server assume when the header is absent, and what
+    /// libfcgi and php-fpm programs send. It is still written when the
+    /// response has a `Location` header (without a `Status`, that asks the
+    /// web server for a redirect, §6.2.2-6.2.3) and for any other status or
+    /// reason phrase. Default `false`, as wsgiref (which always writes it);
+    /// the FastCGI and SCGI servers turn it on, sparing the web server the
+    /// parsing of one header a response.
+    pub omit_status_200: bool,
     /// `http_version`: the version in an origin server's status line.
     pub http_version: HttpVersion,
     /// `server_software`: the `Server` header and `SERVER_SOFTWARE` of an origin server.
@@ -95,6 +104,7 @@ impl Config {
         error_headers.push_unchecked("Content-Type", "text/plain");
         Config {
             origin_server: false,
+            omit_status_200: false,
             http_version: HttpVersion::Http10,
             server_software: None,
             multithread: true,
@@ -698,7 +708,7 @@ impl<T: Transport> Gateway<T> {
                     head.extend_from_slice(b"\r\n");
                 }
             }
-        } else {
+        } else if !(self.config.omit_status_200 && status == "200 OK" && !has("Location")) {
             head.extend_from_slice(b"Status: ");
             push_latin1(head, status);
             head.extend_from_slice(b"\r\n");

@@ -1229,3 +1229,61 @@ fn partial_file_is_not_offloaded() {
     let t = run_offload(&file_app(b"0123456789", 0, Some("4")));
     assert!(t.0.out.ends_with(b"Content-Length: 4\r\n\r\n0123"));
 }
+
+/// `omit_status_200`: `Status: 200 OK` is left out (RFC 3875 §6.3.3's
+/// default), and only that: another status or reason phrase, or a
+/// `Location` beside 200 (which without a `Status` asks for a redirect), keep
+/// the header; an origin server's status line is not affected.
+#[test]
+fn omit_status_200_leaves_out_only_a_plain_200_ok() {
+    fn with(
+        status: &'static str,
+        location: bool,
+    ) -> impl Fn(&mut Environ, &mut StartResponse<'_>) -> R {
+        move |_, sr| {
+            let mut headers = vec![("Content-Type", "text/plain")];
+            if location {
+                headers.push(("Location", "/elsewhere"));
+            }
+            sr.start(status, headers)?;
+            Ok(Body::from("x"))
+        }
+    }
+    let mut config = Config::gateway();
+    config.omit_status_200 = true;
+    let out = |status, location| run_with(&[], config.clone(), &with(status, location)).0;
+    eq_bytes(
+        &out("200 OK", false),
+        b"Content-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
+    );
+    eq_bytes(
+        &out("200 Fine", false),
+        b"Status: 200 Fine\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
+    );
+    eq_bytes(
+        &out("200 OK", true),
+        b"Status: 200 OK\r\nContent-Type: text/plain\r\nLocation: /elsewhere\r\nContent-Length: 1\r\n\r\nx",
+    );
+    eq_bytes(
+        &out("404 Not Found", false),
+        b"Status: 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
+    );
+    // The default (wsgiref's) writes it.
+    eq_bytes(
+        &run(&with("200 OK", false)).0,
+        b"Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
+    );
+    let mut origin = Config::origin();
+    origin.omit_status_200 = true;
+    origin.clock = Clock::fixed_unix(1_149_533_394);
+    let (head, _, _) = run_with(
+        &[("SERVER_PROTOCOL", b"HTTP/1.1")],
+        origin,
+        &with("200 OK", false),
+    );
+    assert!(
+        head.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{}",
+        head.escape_ascii()
+    );
+}

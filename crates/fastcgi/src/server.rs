@@ -79,7 +79,8 @@ pub enum ErrorsTo {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// The gateway policy ([`Config::gateway`]: `Status:` header, no status line).
+    /// The gateway policy ([`Config::gateway`]: `Status:` header, no status
+    /// line), with `omit_status_200` on (a `200 OK` response has no `Status:`).
     pub gateway: Config,
     /// Largest `PARAMS` stream accepted, in encoded bytes (default 128 KiB;
     /// `431` beyond).
@@ -120,6 +121,7 @@ impl Default for ServerConfig {
         let mut gateway = Config::gateway();
         gateway.multithread = true;
         gateway.multiprocess = false;
+        gateway.omit_status_200 = true;
         ServerConfig {
             gateway,
             max_params: DEFAULT_MAX_PARAMS,
@@ -269,9 +271,14 @@ impl<A: App + 'static> Server<A> {
     /// The engine could not start.
     pub fn serve_forever(self) -> Result<(), Error> {
         let max_conns = self.config.engine.max_connections.max(1).to_string();
+        // An Authorizer's answer is read for its status by web servers
+        // that may not assume 200 when it is absent: it always says it.
+        let mut authorizer = self.config.gateway.clone();
+        authorizer.omit_status_200 = false;
         let protocol = FastCgi {
             app: self.app,
             gateway: Arc::new(self.config.gateway),
+            authorizer_gateway: Arc::new(authorizer),
             max_params: self.config.max_params,
             spool: self.config.spool,
             errors_to: self.config.errors_to,
@@ -304,6 +311,8 @@ impl FilterData {
 struct FastCgi<A> {
     app: Arc<A>,
     gateway: Arc<Config>,
+    /// `gateway` for the Authorizer role: with `Status: 200 OK` written.
+    authorizer_gateway: Arc<Config>,
     max_params: usize,
     spool: SpoolConfig,
     errors_to: ErrorsTo,
@@ -690,7 +699,12 @@ impl<A: App + 'static> FastCgi<A> {
             aborted: false,
             offload: self.offload.as_ref(),
         };
-        let mut gateway = Gateway::new(transport, Arc::clone(&self.gateway));
+        let config = if role == Role::Authorizer {
+            &self.authorizer_gateway
+        } else {
+            &self.gateway
+        };
+        let mut gateway = Gateway::new(transport, Arc::clone(config));
         let outcome = gateway.run(&*self.app);
         let mut transport = gateway.into_transport();
         let ended = !transport.aborted

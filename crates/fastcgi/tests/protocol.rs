@@ -26,14 +26,14 @@ fn hello_golden_bytes() {
     let mut c = Client::connect(s.port());
     c.send(&get(1, false, "/hello"));
     let r = c.reply(1);
-    let body =
-        b"Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\nHello, world!\n";
+    // No `Status:` for 200 OK (`omit_status_200`, on by default here).
+    let body = b"Content-Type: text/plain\r\nContent-Length: 14\r\n\r\nHello, world!\n";
     let mut want = Vec::new();
     proto::encode_stream_data(RecordType::Stdout, 1, body, &mut want);
     proto::encode_stream_end(RecordType::Stdout, 1, &mut want);
     proto::encode_end_request(1, EndRequest::complete(0), &mut want);
     assert_eq!(r.raw, want, "{r:?}");
-    // One STDOUT record, padded to 8 bytes: 8 + 80 + 0.
+    // One STDOUT record, padded to 8 bytes: 8 + 64 + 2.
     assert_eq!(r.records[0], (RecordType::Stdout, 1, body.len()));
     assert!(c.closed(), "without KEEP_CONN the application closes");
 }

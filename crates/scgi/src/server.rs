@@ -48,7 +48,8 @@ use gatekit_server::allow::IpNet;
 #[non_exhaustive]
 pub struct ServerConfig {
     /// The gateway policy ([`Config::gateway`]: a `Status:` header, no
-    /// status line; `wsgi.multithread` true, `wsgi.multiprocess` false).
+    /// status line; `wsgi.multithread` true, `wsgi.multiprocess` false;
+    /// `omit_status_200` on, so a `200 OK` response has no `Status:`).
     pub gateway: Config,
     /// Request head limits (431 when passed). Keep `max_head` under the
     /// engine's 256 KiB input buffer.
@@ -82,6 +83,7 @@ impl Default for ServerConfig {
         let mut gateway = Config::gateway();
         gateway.multithread = true;
         gateway.multiprocess = false;
+        gateway.omit_status_200 = true;
         ServerConfig {
             gateway,
             limits: Limits::default(),

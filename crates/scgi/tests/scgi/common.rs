@@ -165,9 +165,9 @@ fn talk<S: Read + Write>(c: &mut S, request: &[u8]) -> Vec<u8> {
     }
 }
 
-/// The golden response of `/hello`.
-pub const HELLO: &[u8] =
-    b"Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nHello\n";
+/// The golden response of `/hello` (no `Status:` for 200 OK: the server's
+/// default `omit_status_200`).
+pub const HELLO: &[u8] = b"Content-Type: text/plain\r\nContent-Length: 6\r\n\r\nHello\n";
 
 /// Asserts the server at `addr` still answers `/hello` exactly.
 #[track_caller]
