@@ -1624,7 +1624,7 @@ impl<'a> Request<'a> {
         let stdin = match role {
             // §6.3: an Authorizer gets no body.
             Role::Authorizer => InState::absent(RecordType::Stdin),
-            _ => InState::new(RecordType::Stdin, params.get(b"CONTENT_LENGTH")),
+            _ => InState::new(RecordType::Stdin, params.content_length()),
         };
         let data = match role {
             Role::Filter => InState::new(RecordType::Data, params.get(b"FCGI_DATA_LENGTH")),
