@@ -42,8 +42,15 @@ impl fmt::Display for HeaderError {
 
 impl std::error::Error for HeaderError {}
 
-/// `tchar` of RFC 9110 §5.6.2: the bytes allowed in a header name.
-pub(crate) fn is_tchar(b: u8) -> bool {
+/// `tchar` of RFC 9110 §5.6.2: the bytes allowed in a header name or a
+/// method (a table lookup, for the parsers that check every byte).
+///
+/// ```
+/// assert!(gatekit_core::is_tchar(b'X') && gatekit_core::is_tchar(b'~'));
+/// assert!(!gatekit_core::is_tchar(b':') && !gatekit_core::is_tchar(0x80));
+/// ```
+#[must_use]
+pub fn is_tchar(b: u8) -> bool {
     TCHAR[usize::from(b)]
 }
 

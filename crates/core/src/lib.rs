@@ -84,7 +84,8 @@ pub use demo::{demo_app, echo_app};
 pub use environ::{Environ, Errors, Input, ValueBuf};
 pub use gateway::{Config, Gateway, HttpVersion, Outcome, is_client_gone};
 pub use headers::{
-    HeaderError, Headers, HeadersIter, IntoHeaders, check_name, check_value, latin1_to_string,
+    HeaderError, Headers, HeadersIter, IntoHeaders, check_name, check_value, is_tchar,
+    latin1_to_string,
 };
 pub use status::{IntoStatus, Status, StatusError};
 pub use transport::{StreamTransport, Transport};

@@ -33,8 +33,8 @@
 
 use std::fmt;
 
-use gatekit_core::Environ;
 use gatekit_core::util::format_u64;
+use gatekit_core::{Environ, is_tchar};
 
 /// Default for [`Limits::max_head`]: 64 KiB for the request-line plus all
 /// header fields (nginx's `large_client_header_buffers` allows 4 × 8 KiB,
@@ -947,11 +947,6 @@ fn persistence(head: &RequestHead) -> bool {
         keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
     }
     !close && (head.minor >= 1 || keep_alive)
-}
-
-/// tchar (RFC 9110 §5.6.2).
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// What one [`ChunkedDecoder::decode`] call produced.

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use gatekit_core::{Status, latin1_to_string};
+use gatekit_core::{Status, is_tchar, latin1_to_string};
 
 /// The default [`Limits::max_header_bytes`]: 64 KiB.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -171,10 +171,6 @@ impl Head {
             (None, None) => Status::OK,
         }
     }
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn trim_blanks(mut v: &[u8]) -> &[u8] {
