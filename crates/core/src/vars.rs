@@ -188,24 +188,18 @@ impl Vars {
         self.garbage = 0;
         self.seen = [0; 4];
         let mut at = 0;
-        while let Some(rest) = buf.get(at..).filter(|rest| !rest.is_empty()) {
-            let Some((name, value, used)) = next(rest) else {
-                break;
-            };
-            if used == 0 || used > rest.len() || name.end > rest.len() || value.end > rest.len() {
-                break;
-            }
-            let Some(name_bytes) = rest.get(name.clone()) else {
+        while let Some((name, value, used)) = pair_at(&buf, at, &mut next) {
+            at += used;
+            let Some(name_bytes) = buf.get(name.clone()) else {
                 break;
             };
             let tag = tag(name_bytes);
             let (word, mask) = seen_bit(tag);
             let entry = Entry {
                 tag,
-                name: (pos(at + name.start), pos(at + name.end)),
-                value: (pos(at + value.start), pos(at + value.end)),
+                name: (pos(name.start), pos(name.end)),
+                value: (pos(value.start), pos(value.end)),
             };
-            at += used;
             let seen = self.seen.get(word).is_some_and(|w| w & mask != 0);
             let found = if seen {
                 self.entries
@@ -219,12 +213,7 @@ impl Vars {
                     self.garbage += e.value().len() + name_bytes.len();
                     e.value = entry.value;
                 }
-                None => {
-                    if let Some(w) = self.seen.get_mut(word) {
-                        *w |= mask;
-                    }
-                    self.entries.push(entry);
-                }
+                None => self.add(entry),
             }
         }
         self.buf = buf;

@@ -766,45 +766,39 @@ struct PairLengths {
 
 impl PairLengths {
     /// Reads both length fields, or `None` if `buf` ends inside them.
-    fn decode(buf: &[u8]) -> Result<Option<Self>, Error> {
-        let Some((name, name_width)) = decode_len(buf)? else {
-            return Ok(None);
-        };
-        let Some((value, value_width)) = decode_len(buf.get(name_width..).unwrap_or_default())?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(PairLengths {
+    #[inline]
+    fn decode(buf: &[u8]) -> Option<Self> {
+        let (name, name_width) = read_len(buf)?;
+        let (value, value_width) = read_len(buf.get(name_width..)?)?;
+        Some(PairLengths {
             prefix: name_width + value_width,
             name,
             value,
-        }))
+        })
     }
 
-    /// Length of the whole encoded pair.
-    fn total(self) -> Result<usize, Error> {
+    /// Length of the whole encoded pair; `None` only where it overflows
+    /// `usize` (each length is under 2^31).
+    #[inline]
+    fn total(self) -> Option<usize> {
         self.prefix
             .checked_add(self.name)
             .and_then(|n| n.checked_add(self.value))
-            .ok_or(Error::PairTooLong)
     }
 }
 
 /// Reads one length field (§3.4): one byte with the high bit clear, or four bytes (big-endian)
-/// with the high bit set and masked off. Returns the length and the field's width.
-fn decode_len(buf: &[u8]) -> Result<Option<(usize, usize)>, Error> {
-    let Some(&first) = buf.first() else {
-        return Ok(None);
-    };
+/// with the high bit set and masked off. Returns the length and the field's width, or `None` if
+/// `buf` ends inside the field.
+#[inline]
+fn read_len(buf: &[u8]) -> Option<(usize, usize)> {
+    let &first = buf.first()?;
     if first & 0x80 == 0 {
-        return Ok(Some((usize::from(first), 1)));
+        return Some((usize::from(first), 1));
     }
-    let Some(&bytes) = buf.first_chunk::<4>() else {
-        return Ok(None);
-    };
-    let len = u32::from_be_bytes(bytes) & !LONG_LEN_FLAG;
-    let len = usize::try_from(len).map_err(|_| Error::PairTooLong)?;
-    Ok(Some((len, 4)))
+    let &bytes = buf.first_chunk::<4>()?;
+    // 31 bits: fits the usize of every target Rust supports but 16-bit ones.
+    Some(((u32::from_be_bytes(bytes) & !LONG_LEN_FLAG) as usize, 4))
 }
 
 /// Checks that `len` fits a length field.
@@ -836,10 +830,10 @@ fn push_len(len: usize, out: &mut Vec<u8>) {
 ///
 /// [`Error::PairTooLong`] only on targets where the declared lengths overflow `usize`.
 pub fn decode_pair(buf: &[u8]) -> Result<Option<(Pair<'_>, usize)>, Error> {
-    let Some(lengths) = PairLengths::decode(buf)? else {
+    let Some(lengths) = PairLengths::decode(buf) else {
         return Ok(None);
     };
-    let end = lengths.total()?;
+    let end = lengths.total().ok_or(Error::PairTooLong)?;
     let Some(body) = buf.get(lengths.prefix..end) else {
         return Ok(None);
     };
@@ -855,25 +849,11 @@ pub fn decode_pair(buf: &[u8]) -> Result<Option<(Pair<'_>, usize)>, Error> {
 /// (the App server hands a request's [`Params`] buffer to its environ this way, uncopied).
 #[must_use]
 pub fn pair_layout(buf: &[u8]) -> Option<(Range<usize>, Range<usize>, usize)> {
-    let (name_len, name_width) = read_len(buf)?;
-    let (value_len, value_width) = read_len(buf.get(name_width..)?)?;
-    // Each length is under 2^31 and each width at most 4: no overflow
-    // before the last addition, which is checked.
-    let start = name_width + value_width;
-    let mid = start + name_len;
-    let end = mid.checked_add(value_len).filter(|&end| end <= buf.len())?;
-    Some((start..mid, mid..end, end))
-}
-
-/// [`decode_len`] for a buffer of complete, validated pairs.
-#[inline]
-fn read_len(buf: &[u8]) -> Option<(usize, usize)> {
-    let &first = buf.first()?;
-    if first & 0x80 == 0 {
-        return Some((usize::from(first), 1));
-    }
-    let &bytes = buf.first_chunk::<4>()?;
-    Some(((u32::from_be_bytes(bytes) & !LONG_LEN_FLAG) as usize, 4))
+    let lengths = PairLengths::decode(buf)?;
+    let end = lengths.total().filter(|&end| end <= buf.len())?;
+    // Below `end`, so no overflow.
+    let mid = lengths.prefix + lengths.name;
+    Some((lengths.prefix..mid, mid..end, end))
 }
 
 /// Appends one name-value pair (§3.4), each length in its shortest form: one byte up to 127,
@@ -1028,19 +1008,11 @@ impl ParamsDecoder {
         let (mut parsed, mut count) = (self.parsed, self.count);
         let result = loop {
             let rest = self.buf.get(parsed..).unwrap_or_default();
-            let Some((name_len, name_width)) = read_len(rest) else {
+            let Some(lengths) = PairLengths::decode(rest) else {
                 break Ok(());
             };
-            let Some((value_len, value_width)) =
-                read_len(rest.get(name_width..).unwrap_or_default())
-            else {
-                break Ok(());
-            };
-            // Lengths under 2^31 and widths of at most 4: checked all the
-            // same, for a 32-bit usize.
-            let Some(end) = (name_width + value_width)
-                .checked_add(name_len)
-                .and_then(|n| n.checked_add(value_len))
+            let Some(end) = lengths
+                .total()
                 .and_then(|n| n.checked_add(parsed))
                 .filter(|&end| end <= self.limit)
             else {
@@ -1049,9 +1021,9 @@ impl ParamsDecoder {
             if end > self.buf.len() {
                 break Ok(());
             }
-            if name_len == CONTENT_LENGTH.len() {
-                let name_start = parsed + name_width + value_width;
-                let value_start = name_start + name_len;
+            if lengths.name == CONTENT_LENGTH.len() {
+                let name_start = parsed + lengths.prefix;
+                let value_start = name_start + lengths.name;
                 if self.buf.get(name_start..value_start) == Some(CONTENT_LENGTH) {
                     self.content_length = Some((value_start, end));
                 }
@@ -2251,7 +2223,7 @@ mod tests {
             let mut out = Vec::new();
             push_len(len, &mut out);
             assert_eq!(out, want, "{len}");
-            assert_eq!(decode_len(&out), Ok(Some((len, out.len()))), "{len}");
+            assert_eq!(read_len(&out), Some((len, out.len())), "{len}");
         }
         assert_eq!(check_len(MAX_PAIR_LEN + 1), Err(Error::PairTooLong));
     }
