@@ -13,7 +13,11 @@
  * hello response, the empty STDOUT record, END_REQUEST{0, REQUEST_COMPLETE}
  * -- in one write. Without KEEP_CONN it closes once the reply is out. No
  * other parsing: params are never decoded, so this is what a FastCGI
- * backend costs when the application and its library cost nothing. */
+ * backend costs when the application and its library cost nothing.
+ *
+ * NULL_SPIN=N in the environment makes it count to N (an empty loop, about
+ * a nanosecond a step) before queueing each reply: a backend that spends
+ * that much more CPU on every request, and otherwise behaves the same. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -66,6 +70,15 @@ static void put_header(unsigned char *p, unsigned type, unsigned clen, unsigned 
     p[0] = 1; p[1] = (unsigned char)type; p[2] = 0; p[3] = 1;
     p[4] = (unsigned char)(clen >> 8); p[5] = (unsigned char)clen;
     p[6] = (unsigned char)plen; p[7] = 0;
+}
+
+/* Steps of the empty loop run before each reply (NULL_SPIN). */
+static long spin_steps;
+
+static void spin(void)
+{
+    for (volatile long i = 0; i < spin_steps; i++) {
+    }
 }
 
 static void build_reply(void)
@@ -162,6 +175,7 @@ static void walk(struct conn *c, const unsigned char *buf, size_t n)
             if (c->type == STDIN && clen == 0) {
                 reply[id_at[0]] = reply[id_at[1]] = reply[id_at[2]] = c->hdr[2];
                 reply[id_at[0] + 1] = reply[id_at[1] + 1] = reply[id_at[2] + 1] = c->hdr[3];
+                spin();
                 if (append_out(c, reply, reply_len) != 0)
                     c->close_after = 1;
                 if (!c->keep)
@@ -288,6 +302,8 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     build_reply();
+    const char *steps = getenv("NULL_SPIN");
+    spin_steps = steps ? atol(steps) : 0;
     nconns = 65536;
     conns = calloc((size_t)nconns, sizeof *conns);
     int lfd = listen_on(argv[1]);
