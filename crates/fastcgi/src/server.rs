@@ -340,6 +340,13 @@ struct Session {
 /// Buffers larger than this are not kept between requests, so an idle
 /// connection does not hold the memory of one unusual request.
 const KEEP_BUFFER: usize = 16 * 1024;
+/// A new connection's first `PARAMS` buffer: a web server's usual variables
+/// (nginx sends about 700 bytes of them) and the few the environ adds
+/// after them fit, so it is allocated once rather than grown.
+const FIRST_PARAMS: usize = 2048;
+/// A new connection's first `STDOUT` staging buffer: a small response's
+/// head and body.
+const FIRST_STAGING: usize = 512;
 
 /// A request being received.
 struct Request {
@@ -492,7 +499,10 @@ impl<A: App + 'static> FastCgi<A> {
             if let Role::Unknown(_) = begin.role {
                 return Step::Reject(id, ProtocolStatus::UnknownRole, begin.keep_conn());
             }
-            let buffer = std::mem::take(&mut session.params_buf);
+            let mut buffer = std::mem::take(&mut session.params_buf);
+            if buffer.capacity() == 0 {
+                buffer.reserve(FIRST_PARAMS.min(self.max_params));
+            }
             session.request = Some(Request {
                 id,
                 role: begin.role,
@@ -693,7 +703,11 @@ impl<A: App + 'static> FastCgi<A> {
             input: Some(body),
             data,
             cancel,
-            staging: std::mem::take(&mut session.staging),
+            staging: if session.staging.capacity() == 0 {
+                Vec::with_capacity(FIRST_STAGING)
+            } else {
+                std::mem::take(&mut session.staging)
+            },
             stderr,
             stderr_used: false,
             aborted: false,

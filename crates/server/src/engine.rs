@@ -148,6 +148,10 @@ const INPUT_CHUNK: usize = 16 * 1024;
 const INPUT_CAP: usize = 256 * 1024;
 /// Buffer capacity an idle connection keeps; larger buffers are freed.
 const IDLE_KEEP: usize = 4 * 1024;
+/// What the output buffer takes at its first write: a small response with
+/// its framing fits, so a new connection's buffer is allocated once instead
+/// of growing write by write.
+const OUT_FIRST: usize = 512;
 
 /// A file range `sendfile(2)` has not finished sending.
 #[derive(Debug)]
@@ -345,6 +349,9 @@ impl Conn {
         if self.file.is_some() {
             // Bytes must follow the queued file: wait for it to go.
             self.drain_blocking(true)?;
+        }
+        if self.out.capacity() == 0 {
+            self.out.reserve(data.len().max(OUT_FIRST));
         }
         self.out.extend_from_slice(data);
         if self.out.len() - self.out_pos >= 64 * 1024 {
