@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::running::{Running, count, read_to_close, read_until, reset, send_and_read_to_close};
+use crate::running::{
+    Running, cgi_status, count, read_to_close, read_until, reset, send_and_read_to_close,
+};
 
 const BEGIN_REQUEST: u8 = 1;
 const ABORT_REQUEST: u8 = 2;
@@ -152,22 +154,11 @@ fn ended(id: u16) -> impl FnMut(&[u8]) -> bool {
     move |b| end_status(b, id).is_some()
 }
 
-/// The status of the CGI-style response `out`: its `Status:` header, or 200
-/// when it has none (RFC 3875 §6.3.3; the server leaves out `Status: 200
-/// OK`); `None` for no response or a malformed one.
-fn status(out: &[u8]) -> Option<u16> {
-    crate::running::find(out, b"\r\n\r\n")?;
-    match out.strip_prefix(b"Status: ") {
-        Some(rest) => std::str::from_utf8(rest.get(..3)?).ok()?.parse().ok(),
-        None => Some(200),
-    }
-}
-
 /// Asserts a complete `200` echo of `body` for `id` in `bytes`.
 fn assert_echo(bytes: &[u8], id: u16, body: &[u8], what: &str) {
     let out = stdout(bytes, id);
     let text = String::from_utf8_lossy(&out);
-    assert_eq!(status(&out), Some(200), "{what}: {text}");
+    assert_eq!(cgi_status(&out), Some(200), "{what}: {text}");
     assert!(out.ends_with(body), "{what}: body not echoed: {text}");
     assert_eq!(end_status(bytes, id), Some(0), "{what}: END_REQUEST");
 }
@@ -190,7 +181,7 @@ fn assert_answer_or_close(bytes: &[u8], id: u16, what: &str) {
     let out = stdout(bytes, id);
     if !out.is_empty() {
         assert!(
-            status(&out).is_some(),
+            cgi_status(&out).is_some(),
             "{what}: {}",
             String::from_utf8_lossy(&out)
         );
@@ -208,7 +199,7 @@ fn truncated_requests_at_every_offset_then_close() {
         assert_answer_or_close(&reply.bytes, 1, &format!("cut at {cut}"));
         // A request cut short is never run as if it were whole.
         assert!(
-            status(&stdout(&reply.bytes, 1)) != Some(200),
+            cgi_status(&stdout(&reply.bytes, 1)) != Some(200),
             "cut at {cut}: a truncated request was answered 200"
         );
     }
@@ -246,7 +237,7 @@ fn lengths_at_the_boundaries() {
             assert_answer_or_close(&reply.bytes, 1, &what);
             if len > 65_535 {
                 assert!(
-                    status(&stdout(&reply.bytes, 1)) != Some(200),
+                    cgi_status(&stdout(&reply.bytes, 1)) != Some(200),
                     "{what}: answered 200"
                 );
             }
@@ -286,7 +277,7 @@ fn lengths_at_the_boundaries() {
         let what = format!("CONTENT_LENGTH {declared} with {sent} bytes");
         assert_answer_or_close(&reply.bytes, 1, &what);
         assert!(
-            status(&stdout(&reply.bytes, 1)) != Some(200),
+            cgi_status(&stdout(&reply.bytes, 1)) != Some(200),
             "{what}: answered 200"
         );
     }
@@ -302,7 +293,7 @@ fn lengths_at_the_boundaries() {
         let what = format!("CONTENT_LENGTH {bad:?}");
         assert_answer_or_close(&reply.bytes, 1, &what);
         assert!(
-            status(&stdout(&reply.bytes, 1)) != Some(200),
+            cgi_status(&stdout(&reply.bytes, 1)) != Some(200),
             "{what}: answered 200"
         );
     }
@@ -349,7 +340,7 @@ fn oversized_params_and_bodies() {
     let reply = send_and_read_to_close(&mut s, &msg, false);
     let out = stdout(&reply.bytes, 1);
     assert!(
-        matches!(status(&out), Some(200 | 431)),
+        matches!(cgi_status(&out), Some(200 | 431)),
         "10,000 params: {}",
         String::from_utf8_lossy(&out)
     );

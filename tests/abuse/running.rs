@@ -314,6 +314,18 @@ pub fn reset(stream: TcpStream) {
     drop(stream);
 }
 
+/// The status of the CGI-style response `out` (FastCGI's STDOUT, an SCGI
+/// reply): its `Status:` header, or 200 when it has none (RFC 3875 §6.3.3;
+/// the servers leave out `Status: 200 OK`); `None` for no complete head or
+/// a malformed status.
+pub fn cgi_status(out: &[u8]) -> Option<u16> {
+    find(out, b"\r\n\r\n")?;
+    match out.strip_prefix(b"Status: ") {
+        Some(rest) => std::str::from_utf8(rest.get(..3)?).ok()?.parse().ok(),
+        None => Some(200),
+    }
+}
+
 /// Where `needle` first occurs in `hay`.
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)

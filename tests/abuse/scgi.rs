@@ -46,19 +46,10 @@ fn split(bytes: &[u8]) -> (String, &[u8]) {
     }
 }
 
-/// The status of a response head: its `Status:` header, or 200 when it has
-/// none (RFC 3875 §6.3.3; the server leaves out `Status: 200 OK`).
-fn status(head: &str) -> Option<u16> {
-    match head.strip_prefix("Status: ") {
-        Some(rest) => rest.get(..3)?.parse().ok(),
-        None => Some(200),
-    }
-}
-
 fn assert_echo(bytes: &[u8], body: &[u8], what: &str) {
     let (head, got) = split(bytes);
     assert!(
-        crate::running::find(bytes, b"\r\n\r\n").is_some() && status(&head) == Some(200),
+        crate::running::cgi_status(bytes) == Some(200),
         "{what}: {head}"
     );
     assert!(

@@ -797,9 +797,12 @@ fn read_len(buf: &[u8]) -> Option<(usize, usize)> {
         return Some((usize::from(first), 1));
     }
     let &bytes = buf.first_chunk::<4>()?;
-    // 31 bits: fits the usize of every target Rust supports but 16-bit ones.
+    // 31 bits, which fit a usize (see the assertion below).
     Some(((u32::from_be_bytes(bytes) & !LONG_LEN_FLAG) as usize, 4))
 }
+
+// `read_len` widens a 31-bit length to usize without a check.
+const _: () = assert!(usize::BITS >= 32);
 
 /// Checks that `len` fits a length field.
 fn check_len(len: usize) -> Result<(), Error> {

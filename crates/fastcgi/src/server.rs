@@ -499,10 +499,7 @@ impl<A: App + 'static> FastCgi<A> {
             if let Role::Unknown(_) = begin.role {
                 return Step::Reject(id, ProtocolStatus::UnknownRole, begin.keep_conn());
             }
-            let mut buffer = std::mem::take(&mut session.params_buf);
-            if buffer.capacity() == 0 {
-                buffer.reserve(FIRST_PARAMS.min(self.max_params));
-            }
+            let buffer = take_or_new(&mut session.params_buf, FIRST_PARAMS.min(self.max_params));
             session.request = Some(Request {
                 id,
                 role: begin.role,
@@ -703,11 +700,7 @@ impl<A: App + 'static> FastCgi<A> {
             input: Some(body),
             data,
             cancel,
-            staging: if session.staging.capacity() == 0 {
-                Vec::with_capacity(FIRST_STAGING)
-            } else {
-                std::mem::take(&mut session.staging)
-            },
+            staging: take_or_new(&mut session.staging, FIRST_STAGING),
             stderr,
             stderr_used: false,
             aborted: false,
@@ -745,6 +738,17 @@ impl<A: App + 'static> FastCgi<A> {
         proto::encode_end_request(id, EndRequest::complete(0), &mut out);
         conn.write(&out)?;
         conn.flush()
+    }
+}
+
+/// The buffer kept in `slot` from the last request (its user empties it), or,
+/// on a new connection or after an unusually large one was dropped, a new
+/// buffer of `first` bytes, so that it is allocated once, not grown.
+fn take_or_new(slot: &mut Vec<u8>, first: usize) -> Vec<u8> {
+    if slot.capacity() == 0 {
+        Vec::with_capacity(first)
+    } else {
+        std::mem::take(slot)
     }
 }
 
