@@ -890,12 +890,13 @@ fn worker<P: Protocol>(shared: &Shared<P>) {
             continue;
         }
         events.clear();
+        let start = Instant::now();
         let waited = epoll::wait(
             &shared.epoll,
             rustix::buffer::spare_capacity(&mut events),
             Some(&tick),
         );
-        shared.turn.give_up(events.len());
+        shared.turn.give_up(events.len(), start.elapsed());
         match waited {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => {
@@ -1371,9 +1372,12 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
     let mut watch = WatchState::default();
     loop {
         // Between rounds, the sweeper keeps watch over the workers' turn.
-        shared
-            .turn
-            .watch(&shared.epoll, Duration::from_millis(100), &mut watch);
+        shared.turn.watch(
+            &shared.epoll,
+            shared.config.workers.max(1),
+            Duration::from_millis(100),
+            &mut watch,
+        );
         shared.watches.check();
         let now = Instant::now();
         let stopping = shared.stopping.is_triggered();
