@@ -7,16 +7,56 @@
 //! target/release/examples/bench_hello scgi 127.0.0.1:4000
 //! target/release/examples/bench_hello scgi unix:/tmp/hello.sock
 //! target/release/examples/bench_hello http 127.0.0.1:8000
+//! BENCH_SPIN_US=200 target/release/examples/bench_hello fastcgi 127.0.0.1:9000
 //! ```
+//!
+//! The app can be made to cost more, to see how the engine spreads such work over its workers
+//! (`bench/fastcgi` with `APP_SPIN_US` or `APP_SLEEP_MS`): `BENCH_SPIN_US=N` computes for N µs
+//! (a busy loop) before each answer, `BENCH_SLEEP_MS=N` sleeps N ms (an app that waits on
+//! something, such as a database).
 //!
 //! A Unix socket is made mode 0666, for a web server running as another user. SIGTERM or
 //! Ctrl-C stops the server once in-flight requests are done.
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use gatekit::{Body, BoxError, Environ, StartResponse};
 
+/// What each request costs besides the answer: computing, then sleeping.
+struct Work {
+    spin: Duration,
+    sleep: Duration,
+}
+
+fn work() -> &'static Work {
+    static WORK: OnceLock<Work> = OnceLock::new();
+    WORK.get_or_init(|| {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Work {
+            spin: Duration::from_micros(var("BENCH_SPIN_US")),
+            sleep: Duration::from_millis(var("BENCH_SLEEP_MS")),
+        }
+    })
+}
+
 fn hello(_: &mut Environ, sr: &mut StartResponse<'_>) -> Result<Body, BoxError> {
+    let work = work();
+    if !work.spin.is_zero() {
+        let start = Instant::now();
+        while start.elapsed() < work.spin {
+            std::hint::spin_loop();
+        }
+    }
+    if !work.sleep.is_zero() {
+        std::thread::sleep(work.sleep);
+    }
     sr.start("200 OK", [("Content-Type", "text/plain")])?;
     Ok(Body::from("Hello, world!\n"))
 }
@@ -32,6 +72,14 @@ fn serve(kind: &str, addr: &str) -> Result<(), Box<dyn std::error::Error>> {
             eprintln!("bench_hello: SCGI on {addr}");
             server.serve_forever()?;
         }
+        "fastcgi" => {
+            let mut config = gatekit::fastcgi::ServerConfig::default();
+            config.listen.unix_mode = Some(0o666);
+            let server = gatekit::fastcgi::Server::bind(addr, hello, config)?;
+            server.shutdown_handle().on_signals()?;
+            eprintln!("bench_hello: FastCGI on {addr}");
+            server.serve_forever()?;
+        }
         "http" => {
             let mut config = gatekit::http::ServerConfig::default();
             config.listen.unix_mode = Some(0o666);
@@ -40,7 +88,7 @@ fn serve(kind: &str, addr: &str) -> Result<(), Box<dyn std::error::Error>> {
             eprintln!("bench_hello: HTTP on {addr}");
             server.serve_forever()?;
         }
-        _ => return Err(format!("unknown front-end {kind:?} (scgi or http)").into()),
+        _ => return Err(format!("unknown front-end {kind:?} (scgi, http or fastcgi)").into()),
     }
     Ok(())
 }
@@ -48,7 +96,7 @@ fn serve(kind: &str, addr: &str) -> Result<(), Box<dyn std::error::Error>> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [kind, addr] = args.as_slice() else {
-        eprintln!("usage: bench_hello scgi|http ADDR");
+        eprintln!("usage: bench_hello scgi|http|fastcgi ADDR");
         return ExitCode::from(2);
     };
     match serve(kind, addr) {

@@ -36,9 +36,9 @@
 //! where requests come in waves of a hundred, that woke all four workers
 //! for work one of them did with a third of its time to spare; the extra
 //! workers answered each wave sooner, nginx then found its `keepalive`
-//! cache of upstream connections empty more often, opened 420-480 new ones
-//! per 1,000 requests instead of 310-390, and served 10-20 % fewer requests
-//! (docs/benchmarks.md). A server whose workers are all busy, in
+//! cache of upstream connections empty more often, opened 400-460 new ones
+//! per 1,000 requests instead of 270-320, and served about a fifth fewer
+//! requests (docs/benchmarks.md). A server whose workers are all busy, in
 //! applications that compute or block, still gets every worker within a
 //! few milliseconds.
 
