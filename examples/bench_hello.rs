@@ -61,33 +61,26 @@ fn hello(_: &mut Environ, sr: &mut StartResponse<'_>) -> Result<Body, BoxError> 
     Ok(Body::from("Hello, world!\n"))
 }
 
+/// Binds `addr` with the front-end module `$m` (its `ServerConfig` and `Server` have the same
+/// shape in each), a Unix socket mode 0666, and serves until a signal.
+macro_rules! serve_with {
+    ($m:path, $name:literal, $addr:expr) => {{
+        use $m as front;
+        let mut config = front::ServerConfig::default();
+        config.listen.unix_mode = Some(0o666);
+        let server = front::Server::bind($addr, hello, config)?;
+        server.shutdown_handle().on_signals()?;
+        eprintln!("bench_hello: {} on {}", $name, $addr);
+        server.serve_forever()?;
+    }};
+}
+
 /// Binds `addr` with the front-end `kind` and serves until a signal.
 fn serve(kind: &str, addr: &str) -> Result<(), Box<dyn std::error::Error>> {
     match kind {
-        "scgi" => {
-            let mut config = gatekit::scgi::ServerConfig::default();
-            config.listen.unix_mode = Some(0o666);
-            let server = gatekit::scgi::Server::bind(addr, hello, config)?;
-            server.shutdown_handle().on_signals()?;
-            eprintln!("bench_hello: SCGI on {addr}");
-            server.serve_forever()?;
-        }
-        "fastcgi" => {
-            let mut config = gatekit::fastcgi::ServerConfig::default();
-            config.listen.unix_mode = Some(0o666);
-            let server = gatekit::fastcgi::Server::bind(addr, hello, config)?;
-            server.shutdown_handle().on_signals()?;
-            eprintln!("bench_hello: FastCGI on {addr}");
-            server.serve_forever()?;
-        }
-        "http" => {
-            let mut config = gatekit::http::ServerConfig::default();
-            config.listen.unix_mode = Some(0o666);
-            let server = gatekit::http::Server::bind(addr, hello, config)?;
-            server.shutdown_handle().on_signals()?;
-            eprintln!("bench_hello: HTTP on {addr}");
-            server.serve_forever()?;
-        }
+        "scgi" => serve_with!(gatekit::scgi, "SCGI", addr),
+        "fastcgi" => serve_with!(gatekit::fastcgi, "FastCGI", addr),
+        "http" => serve_with!(gatekit::http, "HTTP", addr),
         _ => return Err(format!("unknown front-end {kind:?} (scgi, http or fastcgi)").into()),
     }
     Ok(())
