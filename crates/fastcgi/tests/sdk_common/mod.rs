@@ -230,6 +230,21 @@ impl Running {
     pub fn errors(&self) -> Vec<String> {
         self.shared.errors.lock().unwrap().clone()
     }
+
+    /// The errors once one contains each of `needles`, or as they are after `WAIT`. A thread
+    /// records its handler's error after the request is dropped, so after the web server saw
+    /// END_REQUEST.
+    pub fn errors_containing(&self, needles: &[&str]) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let errors = self.errors();
+            let all = needles.iter().all(|n| errors.iter().any(|e| e.contains(n)));
+            if all || Instant::now() >= deadline {
+                return errors;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 impl Drop for Running {
