@@ -18,45 +18,14 @@
 //! A Unix socket is made mode 0666, for a web server running as another user. SIGTERM or
 //! Ctrl-C stops the server once in-flight requests are done.
 
-use std::process::ExitCode;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
 use gatekit::{Body, BoxError, Environ, StartResponse};
+use std::process::ExitCode;
 
-/// What each request costs besides the answer: computing, then sleeping.
-struct Work {
-    spin: Duration,
-    sleep: Duration,
-}
-
-fn work() -> &'static Work {
-    static WORK: OnceLock<Work> = OnceLock::new();
-    WORK.get_or_init(|| {
-        let var = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        Work {
-            spin: Duration::from_micros(var("BENCH_SPIN_US")),
-            sleep: Duration::from_millis(var("BENCH_SLEEP_MS")),
-        }
-    })
-}
+#[path = "support/app_cost.rs"]
+mod app_cost;
 
 fn hello(_: &mut Environ, sr: &mut StartResponse<'_>) -> Result<Body, BoxError> {
-    let work = work();
-    if !work.spin.is_zero() {
-        let start = Instant::now();
-        while start.elapsed() < work.spin {
-            std::hint::spin_loop();
-        }
-    }
-    if !work.sleep.is_zero() {
-        std::thread::sleep(work.sleep);
-    }
+    app_cost::spend();
     sr.start("200 OK", [("Content-Type", "text/plain")])?;
     Ok(Body::from("Hello, world!\n"))
 }

@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Arguments: an address (`HOST:PORT`, `[IPV6]:PORT`, `unix:PATH`; default 127.0.0.1:9000) and
-//! a number of threads (default 4). A Unix socket is made mode 0666, for a web server running as
+//! a number of threads (default 4). `BENCH_SPIN_US=N` makes each request compute for N µs and
+//! `BENCH_SLEEP_MS=N` sleep N ms before its answer (`bench/fastcgi` with `APP_SPIN_US` or
+//! `APP_SLEEP_MS`). A Unix socket is made mode 0666, for a web server running as
 //! another user. SIGTERM ends it (the default action: nothing is left to clean up but the
 //! socket file).
 
@@ -18,6 +20,9 @@ use std::process::ExitCode;
 
 use gatekit::fastcgi::sdk::Listener;
 use gatekit::server::listen::ListenOptions;
+
+#[path = "support/app_cost.rs"]
+mod app_cost;
 
 /// The whole response, as the libfcgi peer sends it.
 const REPLY: &[u8] = b"Content-Type: text/plain\r\nContent-Length: 14\r\n\r\nHello, world!\n";
@@ -28,6 +33,7 @@ fn serve(listener: &Listener) -> io::Result<()> {
     while let Some(mut req) = acceptor.accept()? {
         // A failed write or finish means the web server went away; the connection is closed
         // and the loop goes on, as libfcgi's does.
+        app_cost::spend();
         if req.stdout().write_all(REPLY).is_ok() {
             let _ = req.finish(0);
         }

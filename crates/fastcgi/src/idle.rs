@@ -8,17 +8,28 @@
 //! set ([`Idle::park`]); any thread takes it back when the web server sends on it, or takes a
 //! new connection from the listener, whichever comes first ([`Idle::wait`]).
 //!
-//! Every registration is one-shot: one event wakes one thread (threads in `epoll_wait` on one
-//! instance are woken one at a time), which takes that connection alone, and the listener is
-//! armed again ([`Idle::rearm_listener`]) as soon as its connection is accepted. An eventfd,
-//! left readable once written, wakes every waiting thread on shutdown.
+//! One thread at a time waits in `epoll_wait`: the one holding the engine's turn
+//! ([`gatekit_server::turn`]); the others park. When every thread waited in `epoll_wait`, each
+//! request that came while the thread that had just answered was still writing woke a sleeping
+//! thread, a context switch per request; behind nginx at `wrk -c 256` with kept connections
+//! that made four threads serve fewer requests than libfcgi. A thread that comes back to
+//! [`Idle::wait`] takes what waits without sleeping, and a watch thread (started when a second
+//! thread first parks) wakes a parked one when the awake threads do not keep up: all stuck in
+//! the application for a millisecond, or busy for most of the last few.
+//!
+//! Every registration is one-shot: the event for a connection is taken once, by the thread
+//! that serves it, and the listener is armed again ([`Idle::rearm_listener`]) as soon as its
+//! connection is accepted. [`Idle::wake_all`] sets a flag, wakes the parked threads, and writes
+//! an eventfd, left readable, which wakes the one in `epoll_wait`.
 
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use gatekit_server::turn::{PARK, Turn, WatchState};
 use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
 
 /// The listener's token.
@@ -54,10 +65,24 @@ struct Table<T> {
     last_sweep: Instant,
 }
 
+/// How long the watch thread keeps watch between looks at whether to stop.
+const WATCH_PERIOD: Duration = Duration::from_millis(100);
+
 /// The listener and the idle kept connections, watched by one epoll instance.
 pub(crate) struct Idle<T> {
-    epoll: OwnedFd,
+    epoll: Arc<OwnedFd>,
     wake: OwnedFd,
+    /// Set by [`Idle::wake_all`]: every wait returns [`Ready::Woken`].
+    woken: AtomicBool,
+    /// Who waits in `epoll_wait`.
+    turn: Arc<Turn>,
+    /// How many threads wait here or serve a request: the watch's worker count.
+    threads: Arc<AtomicUsize>,
+    /// Whether the watch thread runs (started when a thread first parks; `false` if it could
+    /// not be started, and then every thread waits in `epoll_wait` itself).
+    watching: OnceLock<bool>,
+    /// Tells the watch thread to end (on drop).
+    stop_watch: Arc<AtomicBool>,
     slots: Mutex<Table<T>>,
     max: usize,
     /// Connections idle this long are closed (looked at every half of it, 10 ms to 1 s).
@@ -86,11 +111,12 @@ impl<T> Idle<T> {
 impl<T: AsFd> Idle<T> {
     /// Watches `listener` (which must be non-blocking: another process sharing it may take the
     /// connection first), holds at most `max` idle connections, and closes those idle for
-    /// `close_after`.
+    /// `close_after`. `threads` counts the threads that take connections from here.
     pub(crate) fn new(
         listener: impl AsFd,
         max: usize,
         close_after: Option<Duration>,
+        threads: Arc<AtomicUsize>,
     ) -> io::Result<Idle<T>> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         epoll::add(
@@ -107,8 +133,13 @@ impl<T: AsFd> Idle<T> {
             epoll::EventFlags::IN,
         )?;
         Ok(Idle {
-            epoll,
+            epoll: Arc::new(epoll),
             wake,
+            woken: AtomicBool::new(false),
+            turn: Arc::new(Turn::default()),
+            threads,
+            watching: OnceLock::new(),
+            stop_watch: Arc::new(AtomicBool::new(false)),
             slots: Mutex::new(Table {
                 slots: Vec::new(),
                 free: Vec::new(),
@@ -165,13 +196,13 @@ impl<T: AsFd> Idle<T> {
         // In the set before it is armed: an event may come at once, to another thread, which
         // takes the lock after this one.
         let armed = if registered {
-            match epoll::modify(&self.epoll, &conn, data, flags) {
-                Err(rustix::io::Errno::NOENT) => epoll::add(&self.epoll, &conn, data, flags),
+            match epoll::modify(&*self.epoll, &conn, data, flags) {
+                Err(rustix::io::Errno::NOENT) => epoll::add(&*self.epoll, &conn, data, flags),
                 other => other,
             }
         } else {
-            match epoll::add(&self.epoll, &conn, data, flags) {
-                Err(rustix::io::Errno::EXIST) => epoll::modify(&self.epoll, &conn, data, flags),
+            match epoll::add(&*self.epoll, &conn, data, flags) {
+                Err(rustix::io::Errno::EXIST) => epoll::modify(&*self.epoll, &conn, data, flags),
                 other => other,
             }
         };
@@ -193,8 +224,8 @@ impl<T: AsFd> Idle<T> {
             .close_after
             .map(|d| (d / 2).clamp(Duration::from_millis(10), Duration::from_secs(1)));
         loop {
-            if let (Some(limit), Some(every)) = (self.close_after, sweep_every) {
-                self.sweep(limit, every);
+            if self.woken.load(Ordering::SeqCst) {
+                return Ok(Ready::Woken);
             }
             let left = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
@@ -203,6 +234,15 @@ impl<T: AsFd> Idle<T> {
                 },
                 None => None,
             };
+            let turn = self.watching();
+            if turn && !self.turn.take() {
+                self.turn
+                    .park(&self.woken, left.map_or(PARK, |l| l.min(PARK)));
+                continue;
+            }
+            if let (Some(limit), Some(every)) = (self.close_after, sweep_every) {
+                self.sweep(limit, every);
+            }
             let ts = match (left, sweep_every) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -212,7 +252,13 @@ impl<T: AsFd> Idle<T> {
                 tv_nsec: i64::from(d.subsec_nanos()),
             });
             let mut buffer = [MaybeUninit::<epoll::Event>::uninit(); 1];
-            let events = match epoll::wait(&self.epoll, &mut buffer, ts.as_ref()) {
+            let start = Instant::now();
+            let waited = epoll::wait(&*self.epoll, &mut buffer, ts.as_ref());
+            let found = waited.as_ref().map_or(0, |(events, _)| events.len());
+            if turn {
+                self.turn.give_up(found, start.elapsed());
+            }
+            let events = match waited {
                 Ok((events, _)) => events,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
@@ -232,6 +278,37 @@ impl<T: AsFd> Idle<T> {
                 }
             }
         }
+    }
+
+    /// Whether the threads take turns in `epoll_wait`: once a second thread counts here, the
+    /// watch thread is started (once), and they do if it could be.
+    fn watching(&self) -> bool {
+        if let Some(&on) = self.watching.get() {
+            return on;
+        }
+        if self.threads.load(Ordering::Relaxed) < 2 {
+            // One thread alone waits in `epoll_wait` itself: nobody to park, nothing to watch.
+            return false;
+        }
+        *self.watching.get_or_init(|| self.start_watch())
+    }
+
+    /// Starts the thread that keeps watch over the turn; whether it started.
+    fn start_watch(&self) -> bool {
+        let turn = Arc::clone(&self.turn);
+        let epoll = Arc::clone(&self.epoll);
+        let threads = Arc::clone(&self.threads);
+        let stop = Arc::clone(&self.stop_watch);
+        std::thread::Builder::new()
+            .name("fastcgi-watch".to_owned())
+            .spawn(move || {
+                let mut state = WatchState::default();
+                while !stop.load(Ordering::SeqCst) {
+                    let workers = threads.load(Ordering::Relaxed).max(1);
+                    turn.watch(&epoll, workers, WATCH_PERIOD, &mut state);
+                }
+            })
+            .is_ok()
     }
 
     fn take(&self, generation: u32, idx: u32) -> Option<T> {
@@ -291,8 +368,17 @@ impl<T: AsFd> Idle<T> {
 
     /// Wakes every thread in [`Idle::wait`], now and from now on.
     pub(crate) fn wake_all(&self) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.turn.wake_all();
         // Ignored: the counter only fails to grow when already huge, which wakes just the same.
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+}
+
+impl<T> Drop for Idle<T> {
+    fn drop(&mut self) {
+        // The watch thread ends within a period; it holds its own references until then.
+        self.stop_watch.store(true, Ordering::SeqCst);
     }
 }
 
@@ -303,6 +389,7 @@ mod tests {
     use std::io::Write;
     use std::os::unix::net::{UnixListener, UnixStream};
     use std::sync::Arc;
+    use std::thread::JoinHandle;
 
     type Setup = (
         Idle<UnixStream>,
@@ -316,11 +403,31 @@ mod tests {
     }
 
     fn setup_closing_after(max: usize, close_after: Option<Duration>) -> Setup {
+        setup_for_threads(max, close_after, 1)
+    }
+
+    /// An idle set for `threads` threads: with two or more they take turns.
+    fn setup_for_threads(max: usize, close_after: Option<Duration>, threads: usize) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         let l = UnixListener::bind(&path).unwrap();
         l.set_nonblocking(true).unwrap();
-        (Idle::new(&l, max, close_after).unwrap(), l, path, dir)
+        let threads = Arc::new(AtomicUsize::new(threads));
+        (
+            Idle::new(&l, max, close_after, threads).unwrap(),
+            l,
+            path,
+            dir,
+        )
+    }
+
+    /// A thread waiting in `idle` for up to 10 s; it answers what it got and when.
+    fn waiting(idle: &Arc<Idle<UnixStream>>) -> JoinHandle<(Ready<UnixStream>, Instant)> {
+        let idle = Arc::clone(idle);
+        std::thread::spawn(move || {
+            let ready = idle.wait(Some(Duration::from_secs(10))).unwrap();
+            (ready, Instant::now())
+        })
     }
 
     const SHORT: Option<Duration> = Some(Duration::from_millis(50));
@@ -411,20 +518,50 @@ mod tests {
 
     #[test]
     fn wake_all_wakes_every_waiting_thread() {
-        let (idle, _l, _path, _dir) = setup(4);
-        let idle = Arc::new(idle);
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                let idle = Arc::clone(&idle);
-                std::thread::spawn(move || idle.wait(Some(Duration::from_secs(10))).unwrap())
-            })
-            .collect();
-        std::thread::sleep(Duration::from_millis(50));
-        let began = Instant::now();
-        idle.wake_all();
-        for t in threads {
-            assert!(matches!(t.join().unwrap(), Ready::Woken));
+        // One thread counted: all four wait in `epoll_wait`. Four: one does, three park.
+        for counted in [1, 4] {
+            let (idle, _l, _path, _dir) = setup_for_threads(4, None, counted);
+            let idle = Arc::new(idle);
+            let threads: Vec<_> = (0..4).map(|_| waiting(&idle)).collect();
+            std::thread::sleep(Duration::from_millis(50));
+            let began = Instant::now();
+            idle.wake_all();
+            for t in threads {
+                let (ready, at) = t.join().unwrap();
+                assert!(matches!(ready, Ready::Woken));
+                // Sooner than a parked thread's own look (`PARK`, 1 s).
+                let took = at.duration_since(began);
+                assert!(took < Duration::from_millis(800), "{counted}: {took:?}");
+            }
+            // And from now on.
+            assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Woken));
         }
-        assert!(began.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_parked_thread_takes_the_event_the_other_left_waiting() {
+        let (idle, l, path, _dir) = setup_for_threads(4, None, 2);
+        let idle = Arc::new(idle);
+        let (kept, mut peer) = UnixStream::pair().unwrap();
+        idle.park(kept, false).unwrap();
+        // One thread takes the turn and waits in `epoll_wait`, the other parks.
+        let first = waiting(&idle);
+        std::thread::sleep(Duration::from_millis(50));
+        let second = waiting(&idle);
+        std::thread::sleep(Duration::from_millis(50));
+        // The one in `epoll_wait` takes the new connection and is gone (to serve it); the
+        // kept connection's input then waits with nobody in `epoll_wait`, and the watch wakes
+        // the parked thread within a few milliseconds, not after its own second.
+        let _client = UnixStream::connect(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let sent = Instant::now();
+        peer.write_all(b"x").unwrap();
+        let mut got = [first.join().unwrap(), second.join().unwrap()];
+        got.sort_by_key(|(_, at)| *at);
+        assert!(matches!(got[0].0, Ready::Listener), "{:?}", got[0].0);
+        assert!(matches!(got[1].0, Ready::Conn(_)), "{:?}", got[1].0);
+        let took = got[1].1.duration_since(sent);
+        assert!(took < Duration::from_millis(500), "{took:?}");
+        drop(l);
     }
 }

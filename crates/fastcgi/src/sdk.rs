@@ -61,10 +61,18 @@
 //!   the `FCGX_Request`, and the thread waits on it for the web server's next request, serving
 //!   nobody else meanwhile: behind nginx with `keepalive 32` and four threads, four connections
 //!   are served and the rest wait (seconds at p99). Here, when a request with `FCGI_KEEP_CONN`
-//!   is finished, its connection waits with the listener: every thread in `accept` waits on
+//!   is finished, its connection waits with the listener: the threads in `accept` wait on
 //!   the listening socket and on all the idle kept connections at once (one epoll instance),
-//!   and takes whichever has something first, one thread per event. So any number of idle
-//!   connections (up to [`Config::max_kept_conns`], 256) costs no thread. A connection whose
+//!   and take whichever has something first, one thread per event. So any number of idle
+//!   connections (up to [`Config::max_kept_conns`], 256) costs no thread.
+//! - **One thread waits at a time.** Of the threads in `accept`, one waits in `epoll_wait` and
+//!   the others sleep until they are needed, as the App server's workers do
+//!   ([`gatekit_server::turn`]): a thread that finishes a request takes what came meanwhile
+//!   without a wake-up, and a watch thread (started when a second thread waits) wakes a
+//!   sleeping one within a millisecond or two when the awake threads are all busy or stuck in
+//!   the application. With every thread waiting in `epoll_wait`, each request woke a
+//!   sleeping thread; behind nginx at `wrk -c 256` with kept connections that served a
+//!   quarter to a third fewer requests. A connection whose
 //!   next request was already read with the last one stays with the thread, whose next
 //!   `accept` serves it first. The web server closing an idle kept connection is normal.
 //! - **Records.** `GET_VALUES` is answered truthfully and unknown management types with
@@ -408,6 +416,7 @@ impl Listener {
             &self.socket,
             self.config.max_kept_conns,
             self.config.read_timeout,
+            Arc::clone(&self.threads),
         )?;
         // Another thread may have made one first: this one is dropped, with its registration.
         let _ = self.idle.set(idle);

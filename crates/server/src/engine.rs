@@ -886,7 +886,7 @@ fn worker<P: Protocol>(shared: &Shared<P>) {
             return;
         }
         if !shared.turn.take() {
-            shared.turn.park(&shared.done);
+            shared.turn.park(&shared.done, crate::turn::PARK);
             continue;
         }
         events.clear();

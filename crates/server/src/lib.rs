@@ -9,6 +9,8 @@
 //!   cancellation and graceful shutdown;
 //! - [`stdio`]: this process's stderr sent to a log file (`--error-log`);
 //! - [`offload`]: `X-Sendfile` / `X-Accel-Redirect`, the web server sending a file;
+//! - [`turn`]: one thread at a time in `epoll_wait`, the others parked
+//!   until the awake ones do not keep up;
 //! - [`Endpoint`]: a front-end server's sockets and shutdown handle.
 
 pub mod allow;
@@ -19,6 +21,6 @@ pub mod offload;
 pub mod spool;
 pub mod stdio;
 mod sys;
-mod turn;
+pub mod turn;
 
 pub use endpoint::Endpoint;

@@ -1,5 +1,12 @@
 //! Whose turn it is to wait in `epoll_wait`: one worker at a time.
 //!
+//! The [engine](crate::engine)'s workers use it, and so does any front-end
+//! that runs its own threads on one epoll instance (gatekit-fastcgi's
+//! SDK-style API, whose threads are the application's): a thread takes the
+//! turn ([`Turn::take`]) or parks ([`Turn::park`]); the one with the turn
+//! waits in `epoll_wait` and gives it up ([`Turn::give_up`]) as soon as
+//! it returns; one more thread keeps watch ([`Turn::watch`]).
+//!
 //! When every idle worker waits in `epoll_wait` on the shared epoll
 //! instance, the kernel wakes a sleeping worker for each event, even when a
 //! worker that is already running would have taken that event a few
@@ -64,11 +71,11 @@ const AVERAGE_TICKS: u64 = 8;
 const SLEPT: Duration = Duration::from_micros(10);
 /// How long a parked worker sleeps before it tries for the turn again
 /// (a safety net: the watch and [`Turn::wake_all`] wake it sooner).
-const PARK: Duration = Duration::from_secs(1);
+pub const PARK: Duration = Duration::from_secs(1);
 
 /// The turn to wait in `epoll_wait`, the parked workers, and the watch.
-#[derive(Default)]
-pub(crate) struct Turn {
+#[derive(Debug, Default)]
+pub struct Turn {
     /// A worker holds the turn.
     held: AtomicBool,
     /// Events taken since the start: the watch sees whether the workers
@@ -89,13 +96,13 @@ pub(crate) struct Turn {
 
 impl Turn {
     /// Takes the turn if nobody holds it.
-    pub(crate) fn take(&self) -> bool {
+    pub fn take(&self) -> bool {
         !self.held.load(Ordering::Relaxed) && !self.held.swap(true, Ordering::Acquire)
     }
 
     /// Gives the turn up, having found `events` events after waiting
     /// `waited` in `epoll_wait`.
-    pub(crate) fn give_up(&self, events: usize, waited: Duration) {
+    pub fn give_up(&self, events: usize, waited: Duration) {
         self.held.store(false, Ordering::Release);
         if waited >= SLEPT {
             let ns = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
@@ -119,9 +126,10 @@ impl Turn {
     }
 
     /// Parks this worker until the watch wakes it, [`Turn::wake_all`] is
-    /// called, or a while has passed; then the caller looks at `stop` and
-    /// tries for the turn again. `stop` is set before `wake_all` is called.
-    pub(crate) fn park(&self, stop: &AtomicBool) {
+    /// called, or `at_most` has passed ([`PARK`] unless the caller has a
+    /// deadline); then the caller looks at `stop` and tries for the turn
+    /// again. `stop` is set before `wake_all` is called.
+    pub fn park(&self, stop: &AtomicBool, at_most: Duration) {
         let guard = lock(&self.park_lock);
         if !self.held.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
             // Given up meanwhile: try for it rather than sleep.
@@ -133,7 +141,7 @@ impl Turn {
         }
         let guard = self
             .unpark
-            .wait_timeout(guard, PARK)
+            .wait_timeout(guard, at_most)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
         self.parked.fetch_sub(1, Ordering::SeqCst);
@@ -141,7 +149,7 @@ impl Turn {
     }
 
     /// Wakes every parked worker (on stop, once the stop flag is set).
-    pub(crate) fn wake_all(&self) {
+    pub fn wake_all(&self) {
         let _guard = lock(&self.park_lock);
         self.unpark.notify_all();
     }
@@ -150,13 +158,7 @@ impl Turn {
     /// parked worker, of `workers` in all, when events wait on `epoll`,
     /// nobody holds the turn and the awake workers do not keep up. `state`
     /// carries what the watch saw from one call to the next.
-    pub(crate) fn watch(
-        &self,
-        epoll: &OwnedFd,
-        workers: usize,
-        period: Duration,
-        state: &mut WatchState,
-    ) {
+    pub fn watch(&self, epoll: &OwnedFd, workers: usize, period: Duration, state: &mut WatchState) {
         let end = Instant::now() + period;
         loop {
             let now = Instant::now();
@@ -214,7 +216,7 @@ impl Turn {
 
 /// What the watch saw, kept from one [`Turn::watch`] to the next.
 #[derive(Debug, Default)]
-pub(crate) struct WatchState {
+pub struct WatchState {
     /// The count of events taken at the last tick.
     seen: u64,
     /// Ticks in a row without an event taken.
@@ -276,7 +278,7 @@ mod tests {
             let turn = Arc::clone(turn);
             std::thread::spawn(move || {
                 let start = Instant::now();
-                turn.park(&AtomicBool::new(false));
+                turn.park(&AtomicBool::new(false), PARK);
                 start.elapsed()
             })
         };
