@@ -48,6 +48,22 @@
 //! requests (docs/benchmarks.md). A server whose workers are all busy, in
 //! applications that compute or block, still gets every worker within a
 //! few milliseconds.
+//!
+//! One worker waiting at a time suits events that cost little. When they
+//! cost much, a worker the watch woke because the others were busy would
+//! find another waiting in `epoll_wait` the first time it ran out of work,
+//! park, and wait for the next tick to be woken again: behind nginx at
+//! `wrk -c 32`, an app that computes for 50 µs a request then ran on about
+//! one core while a fifth of the machine's time went idle. So while the
+//! awake workers spend 40 µs or more per event taken (on a 32 ms average,
+//! so that a worker kept off the CPU for a millisecond does not count),
+//! each worker woken for being busy raises by one how many may wait in
+//! `epoll_wait` at once (the *permits*): the woken worker stays, and the
+//! next event wakes a waiting worker at once, a wake-up that costs little
+//! beside the work it spreads. The permits come down to one as soon as
+//! events cost under 20 µs (a hello world behind nginx costs 10-15 µs), one
+//! at a time when the awake workers have time to spare (one fewer would
+//! still be idle two fifths of its time), and when the server goes quiet.
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -66,6 +82,17 @@ const KEEP_UP_IDLE_PERCENT: u64 = 20;
 /// How many ticks the average of that share spans (an exponentially
 /// weighted moving average).
 const AVERAGE_TICKS: u64 = 8;
+/// One fewer worker may wait at once when, with one fewer awake for the
+/// same work, the rest would still spend this share of their time, in
+/// percent, waiting for events: twice [`KEEP_UP_IDLE_PERCENT`], so that a
+/// worker let go is not called back at the next tick.
+const LET_GO_IDLE_PERCENT: u64 = 40;
+/// More than one worker may wait at once only while each event costs the
+/// awake workers this much time or more, on average: then a wake-up per
+/// event (a few microseconds) is small beside the work it spreads.
+const HEAVY_EVENT: Duration = Duration::from_micros(40);
+/// Back to one worker waiting at a time when events cost less than this.
+const LIGHT_EVENT: Duration = Duration::from_micros(20);
 /// A wait in `epoll_wait` at least this long found nothing ready and
 /// slept; a wait that finds an event ready returns in a microsecond or two.
 const SLEPT: Duration = Duration::from_micros(10);
@@ -74,10 +101,14 @@ const SLEPT: Duration = Duration::from_micros(10);
 pub const PARK: Duration = Duration::from_secs(1);
 
 /// The turn to wait in `epoll_wait`, the parked workers, and the watch.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Turn {
-    /// A worker holds the turn.
-    held: AtomicBool,
+    /// How many workers wait in `epoll_wait` now.
+    holders: AtomicUsize,
+    /// How many may wait there at once: one, until the watch finds the
+    /// awake workers do not keep up; then one more for each worker it
+    /// wakes, and one fewer again when they have time to spare.
+    permits: AtomicUsize,
     /// Events taken since the start: the watch sees whether the workers
     /// are busy.
     taken: AtomicU64,
@@ -94,16 +125,54 @@ pub struct Turn {
     watch_wake: Condvar,
 }
 
+impl Default for Turn {
+    fn default() -> Turn {
+        Turn {
+            holders: AtomicUsize::new(0),
+            permits: AtomicUsize::new(1),
+            taken: AtomicU64::new(0),
+            idle_ns: AtomicU64::new(0),
+            parked: AtomicUsize::new(0),
+            park_lock: Mutex::new(()),
+            unpark: Condvar::new(),
+            watch_idle: AtomicBool::new(false),
+            watch_lock: Mutex::new(()),
+            watch_wake: Condvar::new(),
+        }
+    }
+}
+
 impl Turn {
-    /// Takes the turn if nobody holds it.
+    /// Takes a turn if one is free (one worker in `epoll_wait` at a time,
+    /// or more while the watch lets more wait).
     pub fn take(&self) -> bool {
-        !self.held.load(Ordering::Relaxed) && !self.held.swap(true, Ordering::Acquire)
+        let permits = self.permits.load(Ordering::Relaxed);
+        let mut holders = self.holders.load(Ordering::Relaxed);
+        loop {
+            if holders >= permits {
+                return false;
+            }
+            match self.holders.compare_exchange_weak(
+                holders,
+                holders + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => holders = now,
+            }
+        }
+    }
+
+    /// Whether a turn is free.
+    fn free(&self) -> bool {
+        self.holders.load(Ordering::SeqCst) < self.permits.load(Ordering::SeqCst)
     }
 
     /// Gives the turn up, having found `events` events after waiting
     /// `waited` in `epoll_wait`.
     pub fn give_up(&self, events: usize, waited: Duration) {
-        self.held.store(false, Ordering::Release);
+        self.holders.fetch_sub(1, Ordering::Release);
         if waited >= SLEPT {
             let ns = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
             self.idle_ns.fetch_add(ns, Ordering::Relaxed);
@@ -131,7 +200,7 @@ impl Turn {
     /// again. `stop` is set before `wake_all` is called.
     pub fn park(&self, stop: &AtomicBool, at_most: Duration) {
         let guard = lock(&self.park_lock);
-        if !self.held.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
+        if self.free() || stop.load(Ordering::SeqCst) {
             // Given up meanwhile: try for it rather than sleep.
             return;
         }
@@ -156,8 +225,9 @@ impl Turn {
 
     /// Keeps watch for `period` (see the module's documentation): wakes a
     /// parked worker, of `workers` in all, when events wait on `epoll`,
-    /// nobody holds the turn and the awake workers do not keep up. `state`
-    /// carries what the watch saw from one call to the next.
+    /// nobody is waiting in `epoll_wait` and the awake workers do not keep
+    /// up, and sets how many may wait there at once. `state` carries what
+    /// the watch saw from one call to the next.
     pub fn watch(&self, epoll: &OwnedFd, workers: usize, period: Duration, state: &mut WatchState) {
         let end = Instant::now() + period;
         loop {
@@ -165,9 +235,12 @@ impl Turn {
             let Some(left) = end.checked_duration_since(now).filter(|d| !d.is_zero()) else {
                 return;
             };
-            if state.quiet >= QUIET_TICKS || self.parked.load(Ordering::SeqCst) == 0 {
+            let alone =
+                self.parked.load(Ordering::SeqCst) == 0 && self.permits.load(Ordering::SeqCst) == 1;
+            if state.quiet >= QUIET_TICKS || alone {
                 // Nothing to do (no events taken for a while, or no worker
-                // to wake): stand down until called back or the period ends.
+                // to wake and one waiting at a time): stand down until
+                // called back or the period ends.
                 let mut guard = lock(&self.watch_lock);
                 self.watch_idle.store(true, Ordering::SeqCst);
                 let mut called = false;
@@ -183,11 +256,18 @@ impl Turn {
                     called = !self.watch_idle.load(Ordering::SeqCst);
                 }
                 self.watch_idle.store(false, Ordering::SeqCst);
+                if state.quiet >= QUIET_TICKS {
+                    // No events for a while: the next ones start with one
+                    // worker waiting.
+                    self.permits.store(1, Ordering::SeqCst);
+                }
                 if !called {
                     return;
                 }
                 state.quiet = 0;
                 state.seen = self.taken.load(Ordering::Relaxed);
+                // Events taken while it stood down belong to no tick.
+                state.taken_seen = state.seen;
                 continue;
             }
             std::thread::sleep(left.min(TICK));
@@ -201,13 +281,29 @@ impl Turn {
             }
             let awake = workers.saturating_sub(self.parked.load(Ordering::SeqCst));
             let busy = state.busy(now.elapsed(), awake, self.idle_ns.load(Ordering::Relaxed));
+            let per_event = state.per_event(taken);
+            let heavy = per_event.is_some_and(|d| d >= HEAVY_EVENT);
+            let light = per_event.is_none_or(|d| d < LIGHT_EVENT);
+            state.cooling = state.cooling.saturating_sub(1);
             // Events wait and no worker is waiting for them, and the awake
             // workers are all stuck, or have been busy for a while (in
-            // applications, or writing).
-            if (stuck || busy) && !self.held.load(Ordering::SeqCst) && readable(epoll) {
+            // applications, or writing): a parked one is woken, and, if
+            // events cost much, one more may wait at once from now on.
+            if (stuck || busy) && self.holders.load(Ordering::SeqCst) == 0 && readable(epoll) {
                 let _guard = lock(&self.park_lock);
                 if self.parked.load(Ordering::SeqCst) > 0 {
+                    let permits = self.permits.load(Ordering::SeqCst);
+                    let raised = state.raise(permits, workers, heavy);
+                    if raised != permits {
+                        self.permits.store(raised, Ordering::SeqCst);
+                    }
                     self.unpark.notify_one();
+                }
+            } else {
+                let permits = self.permits.load(Ordering::SeqCst);
+                let keep = state.settle(permits, awake, light);
+                if keep != permits {
+                    self.permits.store(keep, Ordering::SeqCst);
                 }
             }
         }
@@ -227,7 +323,26 @@ pub struct WatchState {
     /// of their time in all, in nanoseconds.
     idle_avg: u64,
     time_avg: u64,
+    /// Ticks to wait before the number of workers that may wait at once
+    /// is lowered (set when it changes).
+    cooling: u32,
+    /// The awake workers' busy time during the last tick, in nanoseconds.
+    tick_busy: u64,
+    /// The event counter at the last tick; the moving averages, over
+    /// [`EVENT_AVERAGE_TICKS`], of the events taken per tick (times
+    /// [`EVENT_SCALE`]) and of the workers' busy time per tick.
+    taken_seen: u64,
+    event_taken_avg: u64,
+    event_busy_avg: u64,
 }
+
+/// How many ticks the average time per event spans: long enough that a
+/// worker kept off the CPU for a millisecond or two, which takes no event
+/// meanwhile, does not make events look costly.
+const EVENT_AVERAGE_TICKS: u64 = 32;
+
+/// The fixed-point scale of [`WatchState`]'s average of events per tick.
+const EVENT_SCALE: u64 = 1024;
 
 impl WatchState {
     /// Adds a tick of `tick` with `awake` workers awake, the workers'
@@ -242,9 +357,74 @@ impl WatchState {
         // tick's time, or it would hide the busy ticks before it.
         let idle = idle_ns.wrapping_sub(self.idle_seen).min(time);
         self.idle_seen = idle_ns;
+        self.tick_busy = time - idle;
         self.idle_avg = self.idle_avg - self.idle_avg / AVERAGE_TICKS + idle / AVERAGE_TICKS;
         self.time_avg = self.time_avg - self.time_avg / AVERAGE_TICKS + time / AVERAGE_TICKS;
         self.idle_avg.saturating_mul(100) < self.time_avg.saturating_mul(KEEP_UP_IDLE_PERCENT)
+    }
+
+    /// Adds a tick's events (the counter of events taken now standing at
+    /// `taken`) to their average; answers the awake workers' time per
+    /// event on the averages, `None` when no event was taken lately.
+    fn per_event(&mut self, taken: u64) -> Option<Duration> {
+        let events = taken.wrapping_sub(self.taken_seen);
+        self.taken_seen = taken;
+        let n = EVENT_AVERAGE_TICKS;
+        self.event_taken_avg = self.event_taken_avg - self.event_taken_avg / n
+            + events.saturating_mul(EVENT_SCALE) / n;
+        self.event_busy_avg = self.event_busy_avg - self.event_busy_avg / n + self.tick_busy / n;
+        self.event_busy_avg
+            .saturating_mul(EVENT_SCALE)
+            .checked_div(self.event_taken_avg)
+            .map(Duration::from_nanos)
+    }
+
+    /// How many workers may wait at once after a worker is woken,
+    /// `permits` before it, of `workers`: one more when events cost much
+    /// (`heavy`); then none is let go for [`AVERAGE_TICKS`].
+    fn raise(&mut self, permits: usize, workers: usize, heavy: bool) -> usize {
+        if !heavy {
+            return permits;
+        }
+        self.cooling = AVERAGE_TICKS as u32;
+        (permits + 1).min(workers.max(1))
+    }
+
+    /// How many workers may wait at once after a tick without a wake-up,
+    /// `permits` before it: no more than are awake; one when events cost
+    /// little (`light`); one fewer when the awake ones have time to spare,
+    /// at most once per [`AVERAGE_TICKS`].
+    fn settle(&mut self, permits: usize, awake: usize, light: bool) -> usize {
+        if self.cooling > 0 {
+            return permits;
+        }
+        let keep = permits.min(awake.max(1));
+        if light {
+            1
+        } else if keep > 1 && self.spare(awake) {
+            self.cooling = AVERAGE_TICKS as u32;
+            keep - 1
+        } else {
+            keep
+        }
+    }
+
+    /// Whether, on the same averages, `awake` workers have so much time to
+    /// spare that one fewer would still be idle [`LET_GO_IDLE_PERCENT`] of
+    /// its time for the same work.
+    fn spare(&self, awake: usize) -> bool {
+        let n = awake as u64;
+        if n < 2 || self.time_avg == 0 {
+            return false;
+        }
+        // Busy time per tick, against what n - 1 workers have, less the
+        // share they must keep idle.
+        let busy = self.time_avg.saturating_sub(self.idle_avg);
+        busy.saturating_mul(n).saturating_mul(100)
+            <= self
+                .time_avg
+                .saturating_mul(n - 1)
+                .saturating_mul(100 - LET_GO_IDLE_PERCENT)
     }
 }
 
@@ -418,6 +598,86 @@ mod tests {
         idle += 1_000_000_000;
         assert!(state.busy(Duration::from_millis(1), 1, idle));
         assert!(feed(&mut state, &mut idle, 50, 1, 0));
+    }
+
+    #[test]
+    fn a_wake_for_costly_events_lets_one_more_wait_at_once() {
+        let mut state = WatchState::default();
+        assert_eq!(state.raise(1, 4, false), 1, "cheap events: one waits");
+        assert_eq!(state.raise(1, 4, true), 2);
+        // None is let go right after.
+        assert_eq!(state.settle(2, 2, false), 2);
+        assert_eq!(state.raise(2, 4, true), 3);
+        assert_eq!(state.raise(4, 4, true), 4, "never more than the workers");
+        assert_eq!(state.raise(1, 0, true), 1);
+    }
+
+    /// Feeds `ticks` ticks of 1 ms: `awake` workers awake, idle `idle_us`
+    /// and taking `events` events a tick in all; answers the last time per
+    /// event.
+    fn feed_events(
+        state: &mut WatchState,
+        counters: &mut (u64, u64),
+        ticks: u32,
+        awake: usize,
+        idle_us: u64,
+        events: u64,
+    ) -> Option<Duration> {
+        let mut per_event = None;
+        for _ in 0..ticks {
+            counters.0 += idle_us * 1000;
+            counters.1 += events;
+            state.busy(Duration::from_millis(1), awake, counters.0);
+            per_event = state.per_event(counters.1);
+        }
+        per_event
+    }
+
+    #[test]
+    fn the_time_per_event_is_averaged_over_the_awake_workers_busy_time() {
+        let mut state = WatchState::default();
+        let mut counters = (0, 0);
+        // One worker, idle 40 %, 50 events a millisecond: 12 µs an event.
+        let light = feed_events(&mut state, &mut counters, 200, 1, 400, 50).unwrap();
+        assert!(light < LIGHT_EVENT, "{light:?}");
+        assert!(light.abs_diff(Duration::from_micros(12)) < Duration::from_micros(1));
+        // Kept off the CPU for two ticks (busy, no events): still light.
+        let stalled = feed_events(&mut state, &mut counters, 2, 1, 0, 0).unwrap();
+        assert!(stalled < HEAVY_EVENT, "{stalled:?}");
+        // Two workers, never idle, 20 events a millisecond: 100 µs an event.
+        let heavy = feed_events(&mut state, &mut counters, 200, 2, 0, 20).unwrap();
+        assert!(heavy >= HEAVY_EVENT, "{heavy:?}");
+        // No events lately: no figure.
+        let mut quiet = WatchState::default();
+        assert_eq!(feed_events(&mut quiet, &mut (0, 0), 5, 1, 1000, 0), None);
+    }
+
+    #[test]
+    fn permits_come_down_with_light_events_or_time_to_spare() {
+        let mut state = WatchState::default();
+        let mut idle = 0;
+        // Two workers awake, each idle a tenth of the time: no time to spare.
+        feed(&mut state, &mut idle, 50, 2, 200);
+        assert_eq!(state.settle(3, 2, false), 2, "no more than are awake");
+        assert_eq!(state.settle(2, 2, false), 2);
+        assert_eq!(state.settle(2, 2, true), 1, "light events: one");
+        // Each idle 80 % of the time: one fewer would still be idle 60 %.
+        feed(&mut state, &mut idle, 50, 2, 1600);
+        assert_eq!(state.settle(2, 2, false), 1);
+        // One at a time, once per average span.
+        feed(&mut state, &mut idle, 50, 4, 3600);
+        assert_eq!(state.settle(4, 4, false), 4, "cooling from the last");
+        state.cooling = 0;
+        assert_eq!(state.settle(4, 4, false), 3);
+        assert_eq!(state.settle(3, 4, false), 3, "cooling");
+        state.cooling = 0;
+        assert_eq!(state.settle(3, 4, false), 2);
+        // Each idle half the time: one fewer would be idle a third only.
+        let mut state = WatchState::default();
+        feed(&mut state, &mut idle, 50, 2, 1000);
+        assert_eq!(state.settle(2, 2, false), 2);
+        // One awake is never let go.
+        assert_eq!(state.settle(1, 1, false), 1);
     }
 
     #[test]
