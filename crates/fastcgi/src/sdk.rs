@@ -64,17 +64,18 @@
 //!   is finished, its connection waits with the listener: the threads in `accept` wait on
 //!   the listening socket and on all the idle kept connections at once (one epoll instance),
 //!   and take whichever has something first, one thread per event. So any number of idle
-//!   connections (up to [`Config::max_kept_conns`], 256) costs no thread.
+//!   connections (up to [`Config::max_kept_conns`], 256) costs no thread. A connection whose
+//!   next request was already read with the last one stays with the thread, whose next
+//!   `accept` serves it first. The web server closing an idle kept connection is normal.
 //! - **One thread waits at a time.** Of the threads in `accept`, one waits in `epoll_wait` and
 //!   the others sleep until they are needed, as the App server's workers do
 //!   ([`gatekit_server::turn`]): a thread that finishes a request takes what came meanwhile
 //!   without a wake-up, and a watch thread (started when a second thread waits) wakes a
 //!   sleeping one within a millisecond or two when the awake threads are all busy or stuck in
-//!   the application. With every thread waiting in `epoll_wait`, each request woke a
-//!   sleeping thread; behind nginx at `wrk -c 256` with kept connections that served a
-//!   quarter to a third fewer requests. A connection whose
-//!   next request was already read with the last one stays with the thread, whose next
-//!   `accept` serves it first. The web server closing an idle kept connection is normal.
+//!   the application (and, while requests cost 40 µs or more each, lets several wait at
+//!   once). With every thread waiting in `epoll_wait`, each request woke a sleeping thread;
+//!   behind nginx at `wrk -c 256` with kept connections that served a fifth to over a third
+//!   fewer requests.
 //! - **Records.** `GET_VALUES` is answered truthfully and unknown management types with
 //!   `UNKNOWN_TYPE` (§4), whenever they arrive; records for inactive ids are ignored (§3.3), as are
 //!   record types only an application sends. An unknown role is answered `END_REQUEST` with

@@ -54,7 +54,7 @@
 //! find another waiting in `epoll_wait` the first time it ran out of work,
 //! park, and wait for the next tick to be woken again: behind nginx at
 //! `wrk -c 32`, an app that computes for 50 µs a request then ran on about
-//! one core while a fifth of the machine's time went idle. So while the
+//! one core while part of the machine's time went idle. So while the
 //! awake workers spend 40 µs or more per event taken (on a 32 ms average,
 //! so that a worker kept off the CPU for a millisecond does not count),
 //! each worker woken for being busy raises by one how many may wait in
