@@ -13,9 +13,10 @@
 //! request that came while the thread that had just answered was still writing woke a sleeping
 //! thread, a context switch per request; behind nginx at `wrk -c 256` with kept connections
 //! that made four threads serve fewer requests than libfcgi. A thread that comes back to
-//! [`Idle::wait`] takes what waits without sleeping, and a watch thread (started when a second
-//! thread first parks) wakes a parked one when the awake threads do not keep up: all stuck in
-//! the application for a millisecond, or busy for most of the last few.
+//! [`Idle::wait`] takes what waits without sleeping, and a watch thread (started by the first
+//! wait once two threads count here) wakes a parked one when the awake threads do not keep
+//! up: all stuck in the application for a millisecond, or busy for most of the last few. While
+//! requests cost the threads 40 µs or more each, the watch lets several wait at once.
 //!
 //! Every registration is one-shot: the event for a connection is taken once, by the thread
 //! that serves it, and the listener is armed again ([`Idle::rearm_listener`]) as soon as its
@@ -78,8 +79,9 @@ pub(crate) struct Idle<T> {
     turn: Arc<Turn>,
     /// How many threads wait here or serve a request: the watch's worker count.
     threads: Arc<AtomicUsize>,
-    /// Whether the watch thread runs (started when a thread first parks; `false` if it could
-    /// not be started, and then every thread waits in `epoll_wait` itself).
+    /// Whether the watch thread runs (started by the first wait once two threads count here;
+    /// `false` if it could not be started, and then every thread waits in `epoll_wait`
+    /// itself).
     watching: OnceLock<bool>,
     /// Tells the watch thread to end (on drop).
     stop_watch: Arc<AtomicBool>,

@@ -57,7 +57,7 @@
 //! one core while part of the machine's time went idle. So while the
 //! awake workers spend 40 µs or more per event taken (on a 32 ms average,
 //! so that a worker kept off the CPU for a millisecond does not count),
-//! each worker woken for being busy raises by one how many may wait in
+//! each worker the watch wakes raises by one how many may wait in
 //! `epoll_wait` at once (the *permits*): the woken worker stays, and the
 //! next event wakes a waiting worker at once, a wake-up that costs little
 //! beside the work it spreads. The permits come down to one as soon as
