@@ -18,14 +18,18 @@
 //! up: all stuck in the application for a millisecond, or busy for most of the last few. While
 //! requests cost the threads 40 µs or more each, the watch lets several wait at once.
 //!
-//! Every registration is one-shot: the event for a connection is taken once, by the thread
-//! that serves it, and the listener is armed again ([`Idle::rearm_listener`]) as soon as its
-//! connection is accepted. [`Idle::wake_all`] sets a flag, wakes the parked threads, and writes
-//! an eventfd, left readable, which wakes the one in `epoll_wait`.
+//! No system call is spent per request on the registrations. The listener is level-triggered
+//! and stays armed (only the turn's holder waits in `epoll_wait`, so a new connection wakes one
+//! thread). A connection is registered, edge-triggered, the first time it is parked, and stays
+//! in the set until it is closed; its place in the table is its descriptor. An event that comes
+//! while a thread serves the connection (its next request arrived before the thread parked it)
+//! leaves a note, and parking a connection with a note arms it again, which reports the
+//! waiting input at once: an edge is never lost. [`Idle::wake_all`] sets a flag, wakes the
+//! parked threads, and writes an eventfd, left readable, which wakes the one in `epoll_wait`.
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -41,26 +45,48 @@ const WAKE: u64 = u64::MAX - 1;
 /// What [`Idle::wait`] found.
 #[derive(Debug)]
 pub(crate) enum Ready<T> {
-    /// The listener has a connection waiting (it is disarmed until [`Idle::rearm_listener`]).
+    /// The listener has a connection waiting (or had: another thread may take it first).
     Listener,
-    /// An idle connection the web server sent on (or closed), now the caller's.
-    Conn(T),
+    /// An idle connection the web server sent on (or closed), now the caller's, with its
+    /// registration (for [`Idle::park`]).
+    Conn(T, u32),
     /// [`Idle::wake_all`] was called.
     Woken,
     /// The timeout passed.
     TimedOut,
 }
 
-/// One place for an idle connection: a generation, so that a stale event for a connection
-/// already taken (and its place reused) takes nothing.
+/// The place of the connection with one descriptor number: a generation, bumped for each
+/// connection registered under the number, so that a stale event for a closed connection
+/// takes nothing from the one that reuses its descriptor.
 struct Slot<T> {
     generation: u32,
-    conn: Option<(T, Instant)>,
+    state: State<T>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot {
+            generation: 0,
+            state: State::Empty,
+        }
+    }
+}
+
+/// Where a registered connection is.
+enum State<T> {
+    /// No connection (never one, or it was closed here).
+    Empty,
+    /// Parked, since then.
+    Parked(T, Instant),
+    /// A thread serves it; `noted`: an event came meanwhile.
+    Out { noted: bool },
 }
 
 struct Table<T> {
+    /// Indexed by descriptor number: as many as the process has descriptors open, at most.
     slots: Vec<Slot<T>>,
-    free: Vec<u32>,
+    /// Connections parked.
     len: usize,
     /// When connections were last looked at for [`Idle::close_after`].
     last_sweep: Instant,
@@ -104,6 +130,11 @@ fn token(generation: u32, idx: u32) -> u64 {
     (u64::from(generation & 0x7fff_ffff) << 32) | u64::from(idx)
 }
 
+/// A connection's interest: input, edge-triggered, for as long as it is registered.
+fn conn_flags() -> epoll::EventFlags {
+    epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ET
+}
+
 impl<T> Idle<T> {
     fn lock(&self) -> MutexGuard<'_, Table<T>> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
@@ -125,7 +156,7 @@ impl<T: AsFd> Idle<T> {
             &epoll,
             listener,
             epoll::EventData::new_u64(LISTENER),
-            epoll::EventFlags::IN | epoll::EventFlags::ONESHOT,
+            epoll::EventFlags::IN,
         )?;
         let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         epoll::add(
@@ -144,7 +175,6 @@ impl<T: AsFd> Idle<T> {
             stop_watch: Arc::new(AtomicBool::new(false)),
             slots: Mutex::new(Table {
                 slots: Vec::new(),
-                free: Vec::new(),
                 len: 0,
                 last_sweep: Instant::now(),
             }),
@@ -153,13 +183,20 @@ impl<T: AsFd> Idle<T> {
         })
     }
 
-    /// Arms the listener again after [`Ready::Listener`].
-    pub(crate) fn rearm_listener(&self, listener: impl AsFd) -> io::Result<()> {
+    /// Arms the listener (`on`), or leaves it without interest, so that a thread that cannot
+    /// accept for a while (too many open files) is not told of the same connection again and
+    /// again meanwhile.
+    pub(crate) fn arm_listener(&self, listener: impl AsFd, on: bool) -> io::Result<()> {
+        let flags = if on {
+            epoll::EventFlags::IN
+        } else {
+            epoll::EventFlags::empty()
+        };
         epoll::modify(
             &self.epoll,
             listener,
             epoll::EventData::new_u64(LISTENER),
-            epoll::EventFlags::IN | epoll::EventFlags::ONESHOT,
+            flags,
         )?;
         Ok(())
     }
@@ -167,53 +204,57 @@ impl<T: AsFd> Idle<T> {
     /// Holds `conn` until the web server sends on it or closes it. Gives it back when `max`
     /// connections are held already, or epoll refuses it: the caller closes it then.
     ///
-    /// `registered` says whether `conn` was parked here before (it stays in the epoll set,
-    /// disarmed, until it is closed): it is armed again then, and added otherwise, one system
-    /// call either way. A wrong guess costs a second call, not the connection.
-    pub(crate) fn park(&self, conn: T, registered: bool) -> Result<(), T> {
+    /// `registration` is what [`Ready::Conn`] gave with `conn` when it was parked here before
+    /// (it stays in the epoll set until it is closed): then parking costs no system call, or
+    /// one if its web server sent more while it was out. `None` registers it. A wrong one
+    /// costs a second call, not the connection.
+    pub(crate) fn park(&self, conn: T, registration: Option<u32>) -> Result<(), T> {
+        let fd = conn.as_fd().as_raw_fd();
+        let Ok(idx) = u32::try_from(fd) else {
+            return Err(conn);
+        };
         let mut guard = self.lock();
-        let slots = &mut *guard;
-        if slots.len >= self.max {
+        let table = &mut *guard;
+        if table.len >= self.max {
             return Err(conn);
         }
-        let idx = match slots.free.pop() {
-            Some(idx) => idx,
-            None => {
-                let Ok(idx) = u32::try_from(slots.slots.len()) else {
-                    return Err(conn);
-                };
-                slots.slots.push(Slot {
-                    generation: 0,
-                    conn: None,
-                });
-                idx
-            }
-        };
-        let Some(slot) = slots.slots.get_mut(idx as usize) else {
+        let at = idx as usize;
+        if at >= table.slots.len() {
+            // Descriptors are numbered from the lowest free one: bounded by those open.
+            table.slots.resize_with(at + 1, Slot::default);
+        }
+        let Some(slot) = table.slots.get_mut(at) else {
             return Err(conn);
         };
-        slot.generation = slot.generation.wrapping_add(1) & 0x7fff_ffff;
-        let data = epoll::EventData::new_u64(token(slot.generation, idx));
-        let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ONESHOT;
-        // In the set before it is armed: an event may come at once, to another thread, which
-        // takes the lock after this one.
-        let armed = if registered {
-            match epoll::modify(&*self.epoll, &conn, data, flags) {
-                Err(rustix::io::Errno::NOENT) => epoll::add(&*self.epoll, &conn, data, flags),
-                other => other,
-            }
-        } else {
-            match epoll::add(&*self.epoll, &conn, data, flags) {
-                Err(rustix::io::Errno::EXIST) => epoll::modify(&*self.epoll, &conn, data, flags),
-                other => other,
+        let kept = match (registration, &slot.state) {
+            (Some(g), State::Out { noted }) if g == slot.generation => Some(*noted),
+            _ => None,
+        };
+        let data = |generation| epoll::EventData::new_u64(token(generation, idx));
+        let armed = match kept {
+            // Registered, and nothing came while it was out.
+            Some(false) => Ok(()),
+            // Its web server sent while it was out, and the edge was spent then: arming it
+            // again reports the input at once if it is still unread (to another thread,
+            // which takes the lock after this one).
+            Some(true) => epoll::modify(&*self.epoll, &conn, data(slot.generation), conn_flags()),
+            None => {
+                slot.generation = slot.generation.wrapping_add(1) & 0x7fff_ffff;
+                // Reports the socket at once if input waits already.
+                match epoll::add(&*self.epoll, &conn, data(slot.generation), conn_flags()) {
+                    Err(rustix::io::Errno::EXIST) => {
+                        epoll::modify(&*self.epoll, &conn, data(slot.generation), conn_flags())
+                    }
+                    other => other,
+                }
             }
         };
         if armed.is_err() {
-            slots.free.push(idx);
+            slot.state = State::Empty;
             return Err(conn);
         }
-        slot.conn = Some((conn, Instant::now()));
-        slots.len += 1;
+        slot.state = State::Parked(conn, Instant::now());
+        table.len += 1;
         Ok(())
     }
 
@@ -274,9 +315,9 @@ impl<T: AsFd> Idle<T> {
                 t => {
                     let (generation, idx) = ((t >> 32) as u32, t as u32);
                     if let Some(conn) = self.take(generation, idx) {
-                        return Ok(Ready::Conn(conn));
+                        return Ok(Ready::Conn(conn, generation));
                     }
-                    // Stale: closed by [`Idle::close_idle_for`] meanwhile.
+                    // Served by a thread (noted), or stale: closed meanwhile.
                 }
             }
         }
@@ -313,17 +354,27 @@ impl<T: AsFd> Idle<T> {
             .is_ok()
     }
 
+    /// The connection an event names, if it is parked; if a thread serves it, the event is
+    /// noted for when it is parked again.
     fn take(&self, generation: u32, idx: u32) -> Option<T> {
         let mut guard = self.lock();
-        let slots = &mut *guard;
-        let slot = slots.slots.get_mut(idx as usize)?;
+        let table = &mut *guard;
+        let slot = table.slots.get_mut(idx as usize)?;
         if slot.generation != generation {
             return None;
         }
-        let (conn, _) = slot.conn.take()?;
-        slots.free.push(idx);
-        slots.len -= 1;
-        Some(conn)
+        match std::mem::replace(&mut slot.state, State::Out { noted: true }) {
+            State::Parked(conn, _) => {
+                slot.state = State::Out { noted: false };
+                table.len -= 1;
+                Some(conn)
+            }
+            State::Out { .. } => None,
+            State::Empty => {
+                slot.state = State::Empty;
+                None
+            }
+        }
     }
 
     /// Closes the connections idle for `limit` or longer, if `every` has passed since the last
@@ -345,18 +396,17 @@ impl<T: AsFd> Idle<T> {
         let mut closed = Vec::new();
         {
             let mut guard = self.lock();
-            let slots = &mut *guard;
-            for (idx, slot) in slots.slots.iter_mut().enumerate() {
-                if slot
-                    .conn
-                    .as_ref()
-                    .is_some_and(|(_, since)| now.duration_since(*since) >= limit)
+            let table = &mut *guard;
+            for slot in &mut table.slots {
+                if matches!(&slot.state, State::Parked(_, since) if now.duration_since(*since) >= limit)
                 {
-                    closed.extend(slot.conn.take().map(|(conn, _)| conn));
-                    slots.free.extend(u32::try_from(idx).ok());
+                    if let State::Parked(conn, _) = std::mem::replace(&mut slot.state, State::Empty)
+                    {
+                        closed.push(conn);
+                    }
                 }
             }
-            slots.len -= closed.len();
+            table.len -= closed.len();
         }
         // Closed outside the lock; closing takes each out of the epoll set.
         drop(closed);
@@ -389,6 +439,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use std::io::Write;
+    use std::os::fd::AsRawFd;
     use std::os::unix::net::{UnixListener, UnixStream};
     use std::sync::Arc;
     use std::thread::JoinHandle;
@@ -434,31 +485,72 @@ mod tests {
 
     const SHORT: Option<Duration> = Some(Duration::from_millis(50));
 
+    /// What `wait` found, with a short timeout.
+    fn next(idle: &Idle<UnixStream>) -> Ready<UnixStream> {
+        idle.wait(SHORT).unwrap()
+    }
+
     #[test]
     fn listener_then_parked_connection_then_timeout() {
         let (idle, l, path, _dir) = setup(4);
-        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::TimedOut));
+        assert!(matches!(next(&idle), Ready::TimedOut));
         let mut client = UnixStream::connect(&path).unwrap();
-        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Listener));
+        assert!(matches!(next(&idle), Ready::Listener));
+        // Level-triggered: told again for as long as a connection waits.
+        assert!(matches!(next(&idle), Ready::Listener));
         let (server, _) = l.accept().unwrap();
-        // One-shot: the second connection is not reported until the listener is re-armed.
-        let _other = UnixStream::connect(&path).unwrap();
-        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::TimedOut));
-        idle.rearm_listener(&l).unwrap();
-        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Listener));
-        let _ = l.accept().unwrap();
+        assert!(matches!(next(&idle), Ready::TimedOut));
 
-        idle.park(server, false).unwrap();
+        idle.park(server, None).unwrap();
         assert_eq!(idle.len(), 1);
-        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::TimedOut));
+        assert!(matches!(next(&idle), Ready::TimedOut));
         client.write_all(b"x").unwrap();
-        let Ready::Conn(server) = idle.wait(SHORT).unwrap() else {
+        let Ready::Conn(server, registration) = next(&idle) else {
             panic!("the parked connection")
         };
         assert_eq!(idle.len(), 0);
-        // Parked again with input already there: reported at once.
-        idle.park(server, true).unwrap();
-        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Conn(_)));
+        // Parked again with its input unread, as a thread that has not read it would: the
+        // edge was spent, so it is not reported again; its next input is.
+        idle.park(server, Some(registration)).unwrap();
+        assert!(matches!(next(&idle), Ready::TimedOut));
+        client.write_all(b"y").unwrap();
+        assert!(matches!(next(&idle), Ready::Conn(..)));
+    }
+
+    #[test]
+    fn input_that_comes_while_a_thread_serves_the_connection_is_not_lost() {
+        let (idle, _l, _path, _dir) = setup(4);
+        let (a, mut peer) = UnixStream::pair().unwrap();
+        idle.park(a, None).unwrap();
+        peer.write_all(b"1").unwrap();
+        let Ready::Conn(mut a, registration) = next(&idle) else {
+            panic!("the parked connection")
+        };
+        let mut buf = [0u8; 8];
+        assert_eq!(std::io::Read::read(&mut a, &mut buf).unwrap(), 1);
+        // The next request comes before the thread parks the connection, and a waiting
+        // thread is told of it then: it only leaves a note.
+        peer.write_all(b"2").unwrap();
+        assert!(matches!(next(&idle), Ready::TimedOut));
+        // Parking it with the note reports the waiting input at once.
+        idle.park(a, Some(registration)).unwrap();
+        let Ready::Conn(mut a, registration) = next(&idle) else {
+            panic!("the input that came while it was out")
+        };
+        assert_eq!(std::io::Read::read(&mut a, &mut buf).unwrap(), 1);
+        assert_eq!(&buf[..1], b"2");
+        // The note is spent: parked again with nothing unread, it waits.
+        idle.park(a, Some(registration)).unwrap();
+        assert!(matches!(next(&idle), Ready::TimedOut));
+        // Input that comes while it is out and nobody waits stays with epoll until it is
+        // parked: reported then.
+        peer.write_all(b"3").unwrap();
+        let Ready::Conn(a, registration) = next(&idle) else {
+            panic!("the parked connection")
+        };
+        peer.write_all(b"4").unwrap();
+        idle.park(a, Some(registration)).unwrap();
+        assert!(matches!(next(&idle), Ready::Conn(..)));
     }
 
     #[test]
@@ -466,48 +558,67 @@ mod tests {
         let (idle, _l, _path, _dir) = setup(1);
         let (a, _a) = UnixStream::pair().unwrap();
         let (b, _b) = UnixStream::pair().unwrap();
-        idle.park(a, false).unwrap();
-        assert!(idle.park(b, false).is_err());
+        idle.park(a, None).unwrap();
+        assert!(idle.park(b, None).is_err());
     }
 
     #[test]
-    fn a_wrong_guess_of_registered_still_parks() {
+    fn a_wrong_registration_still_parks() {
         let (idle, _l, _path, _dir) = setup(4);
         let (a, mut peer) = UnixStream::pair().unwrap();
-        // Never added, said to be: modify fails, then it is added.
-        idle.park(a, true).unwrap();
+        // Never added, said to be: it is added.
+        idle.park(a, Some(7)).unwrap();
         peer.write_all(b"x").unwrap();
-        let Ready::Conn(a) = idle.wait(SHORT).unwrap() else {
+        let Ready::Conn(a, _) = next(&idle) else {
             panic!("the parked connection")
         };
-        // Added, said not to be: add fails, then it is armed again.
-        idle.park(a, false).unwrap();
-        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Conn(_)));
+        // Added, said not to be: add fails, then it is armed again (and its unread input
+        // reported).
+        idle.park(a, None).unwrap();
+        assert!(matches!(next(&idle), Ready::Conn(..)));
     }
 
     #[test]
     fn idle_connections_are_closed_after_the_limit() {
         let (idle, _l, _path, _dir) = setup(4);
         let (a, mut peer) = UnixStream::pair().unwrap();
-        idle.park(a, false).unwrap();
+        let fd = a.as_raw_fd();
+        idle.park(a, None).unwrap();
         idle.close_idle_for(Duration::from_secs(60));
         assert_eq!(idle.len(), 1);
         idle.close_idle_for(Duration::ZERO);
         assert_eq!(idle.len(), 0);
         let mut buf = [0u8; 1];
         assert_eq!(std::io::Read::read(&mut peer, &mut buf).unwrap(), 0);
-        // Its place is reused by the next one; the old one's events (none here) are stale.
+        // The next connection gets its descriptor number, and its place.
         let (b, mut peer_b) = UnixStream::pair().unwrap();
-        idle.park(b, false).unwrap();
+        assert_eq!(b.as_raw_fd(), fd);
+        idle.park(b, None).unwrap();
         peer_b.write_all(b"y").unwrap();
-        assert!(matches!(idle.wait(SHORT).unwrap(), Ready::Conn(_)));
+        let Ready::Conn(b, registration) = next(&idle) else {
+            panic!("the new connection")
+        };
+        // A connection closed while out leaves its place noted; the next one with its
+        // number is registered afresh, and an event of the old one's would be stale.
+        drop(b);
+        let (c, mut peer_c) = UnixStream::pair().unwrap();
+        assert_eq!(c.as_raw_fd(), fd);
+        idle.park(c, None).unwrap();
+        assert!(matches!(next(&idle), Ready::TimedOut));
+        assert!(
+            idle.take(registration, u32::try_from(fd).unwrap())
+                .is_none()
+        );
+        assert_eq!(idle.len(), 1);
+        peer_c.write_all(b"z").unwrap();
+        assert!(matches!(next(&idle), Ready::Conn(..)));
     }
 
     #[test]
     fn waiting_closes_connections_idle_past_the_limit() {
         let (idle, _l, _path, _dir) = setup_closing_after(4, Some(Duration::from_millis(40)));
         let (a, mut peer) = UnixStream::pair().unwrap();
-        idle.park(a, false).unwrap();
+        idle.park(a, None).unwrap();
         // Nothing else happens: the wait wakes to look, and closes it.
         assert!(matches!(
             idle.wait(Some(Duration::from_millis(300))).unwrap(),
@@ -545,7 +656,7 @@ mod tests {
         let (idle, l, path, _dir) = setup_for_threads(4, None, 2);
         let idle = Arc::new(idle);
         let (kept, mut peer) = UnixStream::pair().unwrap();
-        idle.park(kept, false).unwrap();
+        idle.park(kept, None).unwrap();
         // One thread takes the turn and waits in `epoll_wait`, the other parks.
         let first = waiting(&idle);
         std::thread::sleep(Duration::from_millis(50));
@@ -555,14 +666,15 @@ mod tests {
         // kept connection's input then waits with nobody in `epoll_wait`, and the watch wakes
         // the parked thread within a few milliseconds, not after its own second.
         let _client = UnixStream::connect(&path).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        let (got, _) = first.join().unwrap();
+        assert!(matches!(got, Ready::Listener), "{got:?}");
+        // Accepted, as the thread would.
+        let _server = l.accept().unwrap();
         let sent = Instant::now();
         peer.write_all(b"x").unwrap();
-        let mut got = [first.join().unwrap(), second.join().unwrap()];
-        got.sort_by_key(|(_, at)| *at);
-        assert!(matches!(got[0].0, Ready::Listener), "{:?}", got[0].0);
-        assert!(matches!(got[1].0, Ready::Conn(_)), "{:?}", got[1].0);
-        let took = got[1].1.duration_since(sent);
+        let (got, at) = second.join().unwrap();
+        assert!(matches!(got, Ready::Conn(..)), "{got:?}");
+        let took = at.duration_since(sent);
         assert!(took < Duration::from_millis(500), "{took:?}");
         drop(l);
     }

@@ -64,7 +64,10 @@
 //!   is finished, its connection waits with the listener: the threads in `accept` wait on
 //!   the listening socket and on all the idle kept connections at once (one epoll instance),
 //!   and take whichever has something first, one thread per event. So any number of idle
-//!   connections (up to [`Config::max_kept_conns`], 256) costs no thread. A connection whose
+//!   connections (up to [`Config::max_kept_conns`], 256) costs no thread. A connection is
+//!   registered with that epoll instance (edge-triggered) the first time it waits there, and
+//!   stays registered until it is closed, and the listener is level-triggered: a request on a
+//!   kept connection costs no `epoll_ctl`. A connection whose
 //!   next request was already read with the last one stays with the thread, whose next
 //!   `accept` serves it first. The web server closing an idle kept connection is normal.
 //! - **One thread waits at a time.** Of the threads in `accept`, one waits in `epoll_wait` and
@@ -440,10 +443,9 @@ impl Listener {
         let Ok(idle) = self.idle() else {
             return Err(conn);
         };
-        let registered = conn.watched;
-        conn.watched = true;
-        idle.park(conn, registered).map_err(|mut back| {
-            back.watched = registered;
+        let registration = conn.registration.take();
+        idle.park(conn, registration).map_err(|mut back| {
+            back.registration = registration;
             back
         })
     }
@@ -479,19 +481,23 @@ impl Listener {
                 return Ok(None);
             }
             match idle.wait(None)? {
-                Ready::Conn(conn) => return Ok(Some(conn)),
+                Ready::Conn(mut conn, registration) => {
+                    conn.registration = Some(registration);
+                    return Ok(Some(conn));
+                }
                 Ready::Woken | Ready::TimedOut => continue,
                 Ready::Listener => {}
             }
             let accepted = self.socket.accept();
-            // Armed again before this connection is served, so another thread takes the next.
             let transient = matches!(&accepted, Err(e) if listen::is_transient_accept_error(e));
             if transient {
                 // EMFILE and the like: the connection stays in the backlog; try again later.
+                // Meanwhile the other threads are not told of it, and serve kept connections.
+                idle.arm_listener(&self.socket, false)?;
                 thread::sleep(backoff);
                 backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                idle.arm_listener(&self.socket, true)?;
             }
-            idle.rearm_listener(&self.socket)?;
             match accepted {
                 Ok((stream, peer)) => {
                     backoff = Duration::from_millis(5);
@@ -930,8 +936,9 @@ struct Conn {
     eof: bool,
     /// No request has begun on it yet.
     fresh: bool,
-    /// It was parked with the idle set before, so it is in its epoll set (disarmed).
-    watched: bool,
+    /// Its registration with the idle set, from when it was parked there before (it stays in
+    /// the epoll set until it is closed).
+    registration: Option<u32>,
 }
 
 impl Drop for Conn {
@@ -973,7 +980,7 @@ impl Conn {
             end: 0,
             eof: false,
             fresh: true,
-            watched: false,
+            registration: None,
         }
     }
 
