@@ -103,7 +103,7 @@
 //! - **No silent endings.** Dropping a [`Request`] without [`Request::finish`] finishes it with
 //!   application status 1.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, BufRead, IoSlice, Read, Write};
 use std::net::Shutdown;
@@ -911,16 +911,18 @@ struct RawRecord {
     content: Span,
 }
 
-thread_local! {
-    /// One read buffer kept per thread between connections (see [`Conn::new`]); at most
-    /// [`MAX_RECORD_LEN`] bytes.
-    static SPARE_READ_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// Reads what has arrived on `stream` without waiting (`MSG_DONTWAIT`: the socket itself stays
-/// blocking); [`io::ErrorKind::WouldBlock`] when nothing has.
-fn recv_now(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
-    rustix::net::recv(stream, buf, rustix::net::RecvFlags::DONTWAIT)
+/// Reads from `stream` into the free capacity of `buf` and appends what it read (0 at the end of
+/// input). The bytes are not zeroed first: a new connection's buffer costs an allocation and
+/// nothing more. With `wait`, waits as a blocking read does (the socket's read timeout
+/// applies); without, reads only what has arrived (`MSG_DONTWAIT`: the socket itself stays
+/// blocking), [`io::ErrorKind::WouldBlock`] when nothing has.
+fn recv_into(stream: &Stream, buf: &mut Vec<u8>, wait: bool) -> io::Result<usize> {
+    let flags = if wait {
+        rustix::net::RecvFlags::empty()
+    } else {
+        rustix::net::RecvFlags::DONTWAIT
+    };
+    rustix::net::recv(stream, rustix::buffer::spare_capacity(buf), flags)
         .map(|(n, _)| n)
         .map_err(io::Error::from)
 }
@@ -928,7 +930,8 @@ fn recv_now(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
 /// A connection to a web server with its read buffer.
 struct Conn {
     stream: Stream,
-    /// Bytes read; `start..end` are not consumed yet and begin at a record boundary.
+    /// Bytes read (`end` of them; its capacity is the buffer's size); `start..end` are not
+    /// consumed yet and begin at a record boundary.
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -939,17 +942,6 @@ struct Conn {
     /// Its registration with the idle set, from when it was parked there before (it stays in
     /// the epoll set until it is closed).
     registration: Option<u32>,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // Its bytes are never read before being overwritten (reads stay within `start..end`).
-        let buf = std::mem::take(&mut self.buf);
-        if !buf.is_empty() && buf.len() <= MAX_RECORD_LEN {
-            // Ignored: the thread is exiting, and the buffer is simply freed.
-            let _ = SPARE_READ_BUFFER.try_with(|spare| spare.set(buf));
-        }
-    }
 }
 
 impl std::os::fd::AsFd for Conn {
@@ -970,12 +962,9 @@ impl fmt::Debug for Conn {
 
 impl Conn {
     fn new(stream: Stream) -> Conn {
-        // The read buffer of the last connection this thread closed, if any: a new buffer is
-        // zeroed before its first read, which would cost more than the rest of a small request.
-        let buf = SPARE_READ_BUFFER.try_with(Cell::take).unwrap_or_default();
         Conn {
             stream,
-            buf,
+            buf: Vec::new(),
             start: 0,
             end: 0,
             eof: false,
@@ -1006,13 +995,14 @@ impl Conn {
         if self.eof {
             return Ok(false);
         }
-        if self.start.saturating_add(need) > self.buf.len() {
+        if self.start.saturating_add(need) > self.buf.capacity() {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
-            if need > self.buf.len() {
+            self.buf.truncate(self.end);
+            if need > self.buf.capacity() {
                 let size = need
-                    .max(self.buf.len().saturating_mul(2))
+                    .max(self.buf.capacity().saturating_mul(2))
                     .clamp(FIRST_READ_BUFFER, MAX_RECORD_LEN);
                 if size < need {
                     return Err(io::Error::new(
@@ -1020,19 +1010,14 @@ impl Conn {
                         "FastCGI record longer than the protocol allows",
                     ));
                 }
-                self.buf.resize(size, 0);
+                self.buf.reserve_exact(size - self.buf.len());
             }
         }
         while self.end.saturating_sub(self.start) < need {
-            let Some(spare) = self.buf.get_mut(self.end..) else {
+            if self.buf.len() != self.end || self.buf.len() == self.buf.capacity() {
                 return Err(io::Error::other("read buffer out of step"));
-            };
-            let read = if wait {
-                self.stream.read(spare)
-            } else {
-                recv_now(&self.stream, spare)
-            };
-            match read {
+            }
+            match recv_into(&self.stream, &mut self.buf, wait) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(false);
@@ -1101,19 +1086,22 @@ impl Conn {
         if self.eof {
             return Ok(());
         }
-        if self.end == self.buf.len() && self.buf.len() < MAX_RECORD_LEN {
+        if self.buf.len() != self.end {
+            return Err(io::Error::other("read buffer out of step"));
+        }
+        if self.end == self.buf.capacity() && self.buf.capacity() < MAX_RECORD_LEN {
             let size = self
                 .buf
-                .len()
+                .capacity()
                 .saturating_mul(2)
                 .clamp(FIRST_READ_BUFFER, MAX_RECORD_LEN);
-            self.buf.resize(size, 0);
+            self.buf.reserve_exact(size - self.buf.len());
         }
-        let Some(spare) = self.buf.get_mut(self.end..).filter(|s| !s.is_empty()) else {
+        if self.buf.len() == self.buf.capacity() {
             return Ok(());
-        };
+        }
         let read = loop {
-            match recv_now(&self.stream, spare) {
+            match recv_into(&self.stream, &mut self.buf, false) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => break other,
             }
