@@ -930,11 +930,10 @@ fn recv_into(stream: &Stream, buf: &mut Vec<u8>, wait: bool) -> io::Result<usize
 /// A connection to a web server with its read buffer.
 struct Conn {
     stream: Stream,
-    /// Bytes read (`end` of them; its capacity is the buffer's size); `start..end` are not
-    /// consumed yet and begin at a record boundary.
+    /// Bytes read (its capacity is the buffer's size); those from `start` on are not consumed
+    /// yet and begin at a record boundary.
     buf: Vec<u8>,
     start: usize,
-    end: usize,
     /// The web server closed its side.
     eof: bool,
     /// No request has begun on it yet.
@@ -954,7 +953,7 @@ impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
             .field("stream", &self.stream)
-            .field("buffered", &self.end.saturating_sub(self.start))
+            .field("buffered", &self.unread())
             .field("eof", &self.eof)
             .finish_non_exhaustive()
     }
@@ -966,16 +965,20 @@ impl Conn {
             stream,
             buf: Vec::new(),
             start: 0,
-            end: 0,
             eof: false,
             fresh: true,
             registration: None,
         }
     }
 
+    /// How many bytes are read and not consumed.
+    fn unread(&self) -> usize {
+        self.buf.len().saturating_sub(self.start)
+    }
+
     /// The bytes read and not consumed.
     fn buffered(&self) -> &[u8] {
-        self.buf.get(self.start..self.end).unwrap_or_default()
+        self.buf.get(self.start..).unwrap_or_default()
     }
 
     /// The bytes of `span`.
@@ -989,17 +992,15 @@ impl Conn {
     /// unconsumed bytes to the front of the buffer: spans of earlier records are invalid
     /// afterwards.
     fn fill(&mut self, need: usize, wait: bool) -> io::Result<bool> {
-        if self.end.saturating_sub(self.start) >= need {
+        if self.unread() >= need {
             return Ok(true);
         }
         if self.eof {
             return Ok(false);
         }
         if self.start.saturating_add(need) > self.buf.capacity() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
+            self.buf.drain(..self.start);
             self.start = 0;
-            self.buf.truncate(self.end);
             if need > self.buf.capacity() {
                 let size = need
                     .max(self.buf.capacity().saturating_mul(2))
@@ -1013,16 +1014,16 @@ impl Conn {
                 self.buf.reserve_exact(size - self.buf.len());
             }
         }
-        while self.end.saturating_sub(self.start) < need {
-            if self.buf.len() != self.end || self.buf.len() == self.buf.capacity() {
-                return Err(io::Error::other("read buffer out of step"));
-            }
+        while self.unread() < need {
+            // Room for `need` from `start` was made above, so a read never gets an empty buffer
+            // (whose 0 would read as the end of input).
+            debug_assert!(self.buf.len() < self.buf.capacity());
             match recv_into(&self.stream, &mut self.buf, wait) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(false);
                 }
-                Ok(n) => self.end += n,
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -1046,7 +1047,7 @@ impl Conn {
             )
         };
         if !self.fill(HEADER_LEN, wait)? {
-            return if self.start == self.end {
+            return if self.unread() == 0 {
                 Ok(None)
             } else {
                 Err(truncated())
@@ -1086,10 +1087,7 @@ impl Conn {
         if self.eof {
             return Ok(());
         }
-        if self.buf.len() != self.end {
-            return Err(io::Error::other("read buffer out of step"));
-        }
-        if self.end == self.buf.capacity() && self.buf.capacity() < MAX_RECORD_LEN {
+        if self.buf.len() == self.buf.capacity() && self.buf.capacity() < MAX_RECORD_LEN {
             let size = self
                 .buf
                 .capacity()
@@ -1108,7 +1106,7 @@ impl Conn {
         };
         match read {
             Ok(0) => self.eof = true,
-            Ok(n) => self.end += n,
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
