@@ -10,6 +10,7 @@
 //! HTAB. Anything else is refused with a [`HeaderError`] before it can reach the
 //! wire, so a response can never be split by a CR or LF from the application.
 
+use std::cell::RefCell;
 use std::fmt;
 
 /// Why a header name or value was refused.
@@ -168,6 +169,20 @@ struct Span {
 const FIRST_TEXT: usize = 256;
 const FIRST_SPANS: usize = 8;
 
+/// Lists a thread keeps for its next responses' headers.
+const POOL_SIZE: usize = 4;
+/// Larger lists are freed rather than kept.
+const POOL_MAX_TEXT: usize = 4 * 1024;
+const POOL_MAX_SPANS: usize = 64;
+
+thread_local! {
+    /// The buffers of dropped lists, for the next list's first header: a
+    /// thread that answers request after request allocates none for its
+    /// headers (the list is built by the app and dropped by the gateway,
+    /// on the same thread).
+    static POOL: RefCell<Vec<(String, Vec<Span>)>> = const { RefCell::new(Vec::new()) };
+}
+
 impl Headers {
     /// An empty list.
     #[must_use]
@@ -196,6 +211,13 @@ impl Headers {
 
     /// Appends a checked header.
     fn push(&mut self, name: &str, value: &str) {
+        if self.spans.capacity() == 0 && self.text.capacity() == 0 {
+            let pooled = POOL.try_with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.pop()));
+            if let Ok(Some((text, spans))) = pooled {
+                self.text = text;
+                self.spans = spans;
+            }
+        }
         if self.spans.capacity() == 0 {
             self.spans.reserve(FIRST_SPANS);
         }
@@ -420,6 +442,29 @@ impl Headers {
     }
 }
 
+impl Drop for Headers {
+    fn drop(&mut self) {
+        if self.text.capacity() == 0
+            || self.text.capacity() > POOL_MAX_TEXT
+            || self.spans.capacity() > POOL_MAX_SPANS
+        {
+            return;
+        }
+        let mut text = std::mem::take(&mut self.text);
+        let mut spans = std::mem::take(&mut self.spans);
+        text.clear();
+        spans.clear();
+        // During thread exit the pool may be gone: the buffers are then freed.
+        let _ = POOL.try_with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut() {
+                if p.len() < POOL_SIZE {
+                    p.push((text, spans));
+                }
+            }
+        });
+    }
+}
+
 impl fmt::Display for Headers {
     /// The header block, ending in a blank line (`str(headers)`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -521,6 +566,31 @@ impl<N: AsRef<str>, V: AsRef<str>> IntoHeaders for &[(N, V)] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A dropped list's buffers serve the thread's next list, which starts
+    /// empty; an oversized list's are freed.
+    #[test]
+    fn dropped_lists_lend_their_buffers_to_the_next() {
+        POOL.with_borrow_mut(Vec::clear);
+        let mut h = Headers::new();
+        h.append("Content-Type", "text/plain").unwrap();
+        h.append("X-Long", &"v".repeat(300)).unwrap();
+        let text = h.text.as_ptr();
+        drop(h);
+        let mut next = Headers::new();
+        assert!(next.is_empty());
+        next.append("Server", "gatekit").unwrap();
+        assert_eq!(next.text.as_ptr(), text, "the same buffer");
+        assert_eq!(next.to_string(), "Server: gatekit\r\n\r\n");
+        drop(next);
+        let mut big = Headers::new();
+        big.append("X-Big", &"v".repeat(2 * POOL_MAX_TEXT)).unwrap();
+        drop(big);
+        assert!(
+            POOL.with_borrow(|p| p.iter().all(|(t, _)| t.capacity() <= POOL_MAX_TEXT)),
+            "an oversized buffer is not kept"
+        );
+    }
 
     // test_wsgiref HeaderTests.testMappingInterface
     #[test]

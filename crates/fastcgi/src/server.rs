@@ -398,6 +398,18 @@ impl<A: App + 'static> Protocol for FastCgi<A> {
         }
     }
 
+    fn recycle(&self, session: &mut Session) -> bool {
+        // A request cut off by the close is dropped; what it used to
+        // receive is kept, as between two requests of a kept connection.
+        session.request = None;
+        session.staging.clear();
+        session.params_buf.clear();
+        if session.staging.capacity() > KEEP_BUFFER {
+            session.staging = Vec::new();
+        }
+        true
+    }
+
     fn on_input(&self, session: &mut Session, conn: &mut Conn) -> Next {
         loop {
             let (step, used) = match proto::decode_record(conn.input()) {

@@ -138,6 +138,16 @@ pub trait Protocol: Send + Sync + 'static {
     fn on_timeout(&self, session: &mut Self::Session, conn: &mut Conn, in_request: bool) {
         let _ = (session, conn, in_request);
     }
+
+    /// A closed connection's session, offered to serve the next connection
+    /// its slot gets (from any peer) instead of a new one from
+    /// [`session`](Protocol::session): reset it and return true, keeping
+    /// what is worth keeping (small buffers), or return false to drop it.
+    /// By default sessions are dropped.
+    fn recycle(&self, session: &mut Self::Session) -> bool {
+        let _ = session;
+        false
+    }
 }
 
 /// Files from this size on are sent with `TCP_CORK` ([`Conn::sendfile`]).
@@ -148,6 +158,9 @@ const INPUT_CHUNK: usize = 16 * 1024;
 const INPUT_CAP: usize = 256 * 1024;
 /// Buffer capacity an idle connection keeps; larger buffers are freed.
 const IDLE_KEEP: usize = 4 * 1024;
+/// How long a closed connection's leftovers ([`Spare`]) wait for a new
+/// connection in its slot before the sweeper frees them.
+const SPARE_KEEP: Duration = Duration::from_secs(10);
 /// What the output buffer takes at its first write: a small response with
 /// its framing fits, so a new connection's buffer is allocated once instead
 /// of growing write by write.
@@ -260,14 +273,28 @@ impl std::fmt::Debug for Watches {
 }
 
 impl Conn {
+    #[cfg(test)]
     fn new(stream: Stream, peer: Peer, config: &EngineConfig, watches: Arc<Watches>) -> Conn {
+        Conn::with_buffers(stream, peer, config, watches, (Vec::new(), Vec::new()))
+    }
+
+    /// A connection whose input and output start in `buffers` (empty ones
+    /// a closed connection left, see [`Spare`]).
+    fn with_buffers(
+        stream: Stream,
+        peer: Peer,
+        config: &EngineConfig,
+        watches: Arc<Watches>,
+        (input, out): (Vec<u8>, Vec<u8>),
+    ) -> Conn {
+        debug_assert!(input.is_empty() && out.is_empty());
         Conn {
             stream: Arc::new(stream),
             watches,
             peer,
-            input: Vec::new(),
+            input,
             start: 0,
-            out: Vec::new(),
+            out,
             out_pos: 0,
             file: None,
             corked: false,
@@ -676,9 +703,76 @@ const OWNER_BITS: u64 = 3;
 struct Slot<S> {
     state: AtomicU64,
     live: Mutex<Option<Box<Live<S>>>>,
+    /// What the last connection here left for the next one. Only the
+    /// slot's holder touches it.
+    spare: Mutex<Option<Spare<S>>>,
+}
+
+/// A closed connection's buffers, emptied, and its session, reset by
+/// [`Protocol::recycle`]: the next connection in the same slot starts with
+/// them and allocates none of its own. Slots are handed out last-closed
+/// first, so under a steady churn of connections (a web server opening
+/// and closing its upstream connections) the same few stay warm. Only
+/// buffers an idle connection may keep ([`IDLE_KEEP`]) are kept, and the
+/// sweeper frees leftovers no connection took within [`SPARE_KEEP`].
+struct Spare<S> {
+    input: Vec<u8>,
+    out: Vec<u8>,
+    session: Option<S>,
+    expires: Instant,
+}
+
+impl<S> Spare<S> {
+    /// Closes `live` and returns what it leaves, if anything.
+    fn from_closed<P: Protocol<Session = S>>(protocol: &P, live: Live<S>) -> Option<Spare<S>> {
+        let Live {
+            mut conn,
+            mut session,
+            ..
+        } = live;
+        let keep = |buf: &mut Vec<u8>| {
+            let mut buf = std::mem::take(buf);
+            buf.clear();
+            if buf.capacity() > IDLE_KEEP {
+                buf = Vec::new();
+            }
+            buf
+        };
+        let input = keep(&mut conn.input);
+        let out = keep(&mut conn.out);
+        // Closes the socket.
+        drop(conn);
+        let session = protocol.recycle(&mut session).then_some(session);
+        if session.is_none() && input.capacity() == 0 && out.capacity() == 0 {
+            return None;
+        }
+        Some(Spare {
+            input,
+            out,
+            session,
+            expires: Instant::now() + SPARE_KEEP,
+        })
+    }
 }
 
 impl<S> Slot<S> {
+    fn new() -> Slot<S> {
+        Slot {
+            state: AtomicU64::new(IDLE),
+            live: Mutex::new(None),
+            spare: Mutex::new(None),
+        }
+    }
+
+    /// Frees what a closed connection left here if it has waited too long
+    /// (or `all`); the caller holds the slot.
+    fn drop_stale_spare(&self, now: Instant, all: bool) {
+        let mut spare = lock(&self.spare);
+        if all || spare.as_ref().is_some_and(|s| s.expires <= now) {
+            *spare = None;
+        }
+    }
+
     fn generation(&self) -> u32 {
         (self.state.load(Ordering::SeqCst) >> 32) as u32
     }
@@ -775,7 +869,12 @@ struct Shared<P: Protocol> {
     epoll: OwnedFd,
     listeners: Vec<Listener>,
     slots: Vec<Slot<P::Session>>,
+    /// Free slots, lowest index on top: a new connection takes the slot
+    /// closed last, or else the lowest never used.
     free: Mutex<Vec<u32>>,
+    /// How many slots, from the first, have ever held a connection: the
+    /// sweeper visits those only, not all `max_connections`.
+    used: AtomicUsize,
     open: AtomicUsize,
     paused_until: Mutex<Option<Instant>>,
     stopping: Shutdown,
@@ -835,13 +934,9 @@ pub fn serve<P: Protocol>(
         protocol,
         epoll,
         listeners,
-        slots: (0..max)
-            .map(|_| Slot {
-                state: AtomicU64::new(IDLE),
-                live: Mutex::new(None),
-            })
-            .collect(),
+        slots: (0..max).map(|_| Slot::new()).collect(),
         free: Mutex::new((0..max as u32).rev().collect()),
+        used: AtomicUsize::new(0),
         open: AtomicUsize::new(0),
         paused_until: Mutex::new(None),
         stopping: shutdown.clone(),
@@ -1025,9 +1120,8 @@ fn adopt<P: Protocol>(
             return None;
         }
     }
-    let conn = Conn::new(stream, peer, &shared.config, Arc::clone(&shared.watches));
-    let session = shared.protocol.session(&peer, &conn);
     let slot = shared.slots.get(idx as usize)?;
+    shared.used.fetch_max(idx as usize + 1, Ordering::SeqCst);
     let generation = slot.generation();
     // Dropping the connection here would reset the client's connection.
     if !slot.take_fresh(generation) {
@@ -1035,6 +1129,13 @@ fn adopt<P: Protocol>(
         lock(&shared.free).push(idx);
         return None;
     }
+    let (buffers, session) = match lock(&slot.spare).take() {
+        Some(spare) => ((spare.input, spare.out), spare.session),
+        None => ((Vec::new(), Vec::new()), None),
+    };
+    let watches = Arc::clone(&shared.watches);
+    let conn = Conn::with_buffers(stream, peer, &shared.config, watches, buffers);
+    let session = session.unwrap_or_else(|| shared.protocol.session(&peer, &conn));
     *lock(&slot.live) = Some(Box::new(Live {
         conn,
         session,
@@ -1134,7 +1235,8 @@ fn close<P: Protocol>(
             // the kernel would keep it registered: take it out by hand.
             let _ = epoll::delete(&shared.epoll, live.conn.stream());
         }
-        drop(live);
+        let spare = Spare::from_closed(&shared.protocol, *live);
+        *lock(&slot.spare) = spare;
         slot.retire();
         lock(&shared.free).push(idx);
         shared.open.fetch_sub(1, Ordering::SeqCst);
@@ -1399,7 +1501,8 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
             }
         }
         let drain_over = drain_deadline.is_some_and(|d| now >= d);
-        for (idx, slot) in shared.slots.iter().enumerate() {
+        let used = shared.used.load(Ordering::SeqCst);
+        for (idx, slot) in shared.slots.iter().enumerate().take(used) {
             let generation = slot.generation();
             if !slot.claim_idle(generation) {
                 // A worker holds it (its timeouts wait for it to let go).
@@ -1408,6 +1511,7 @@ fn sweeper<P: Protocol>(shared: &Shared<P>) {
             let mut guard = lock(&slot.live);
             let Some(live) = guard.as_deref_mut() else {
                 // Empty: no socket, so no event can have come.
+                slot.drop_stale_spare(now, stopping);
                 slot.let_go(generation);
                 continue;
             };
@@ -1484,18 +1588,18 @@ mod tests {
     }
 
     fn shared(listener: Listener) -> Shared<Silent> {
+        shared_with(listener, Silent)
+    }
+
+    fn shared_with<P: Protocol>(listener: Listener, protocol: P) -> Shared<P> {
         Shared {
-            protocol: Silent,
+            protocol,
             config: EngineConfig::default(),
             epoll: epoll::create(epoll::CreateFlags::CLOEXEC).unwrap(),
             listeners: vec![listener],
-            slots: (0..2)
-                .map(|_| Slot {
-                    state: AtomicU64::new(IDLE),
-                    live: Mutex::new(None),
-                })
-                .collect(),
+            slots: (0..2).map(|_| Slot::new()).collect(),
             free: Mutex::new(vec![1, 0]),
+            used: AtomicUsize::new(0),
             open: AtomicUsize::new(0),
             paused_until: Mutex::new(None),
             stopping: Shutdown::new(),
@@ -1532,6 +1636,80 @@ mod tests {
         assert!(lock(&slot.live).is_some());
         assert!(!slot.claim_idle(generation), "held by the adopting thread");
         assert_eq!(shared.open.load(Ordering::SeqCst), 1);
+    }
+
+    /// A closed connection leaves its buffers and its recycled session to
+    /// the next connection in its slot; the sweeper frees leftovers that
+    /// wait too long.
+    #[test]
+    fn a_closed_connection_leaves_its_buffers_and_session_to_the_next() {
+        /// Sessions are numbered as made; a recycled one gains 100.
+        struct Numbered(AtomicUsize);
+        impl Protocol for Numbered {
+            type Session = usize;
+            fn session(&self, _peer: &Peer, _conn: &Conn) -> usize {
+                self.0.fetch_add(1, Ordering::SeqCst)
+            }
+            fn on_input(&self, _session: &mut usize, _conn: &mut Conn) -> Next {
+                Next::Idle
+            }
+            fn recycle(&self, session: &mut usize) -> bool {
+                *session += 100;
+                true
+            }
+        }
+        let (listener, at) = loopback_listener();
+        let shared = shared_with(listener, Numbered(AtomicUsize::new(0)));
+        let connect = || {
+            let client = TcpStream::connect(at).unwrap();
+            let (stream, peer) = shared.listeners[0].accept().unwrap();
+            let idx = lock(&shared.free).pop().unwrap();
+            let (slot, _) = adopt(&shared, idx, stream, peer).unwrap();
+            (client, slot, idx)
+        };
+        let (mut first, slot, idx) = connect();
+        {
+            let mut guard = lock(&slot.live);
+            let live = guard.as_deref_mut().unwrap();
+            assert_eq!(live.session, 0);
+            live.conn.write(b"queued, never sent").unwrap();
+            close(&shared, slot, &mut guard, idx);
+        }
+        // The socket is closed at once, not kept with the leftovers.
+        let mut byte = [0u8; 1];
+        assert_eq!(first.read(&mut byte).unwrap(), 0);
+        {
+            let spare = lock(&slot.spare);
+            let spare = spare.as_ref().unwrap();
+            assert_eq!(spare.session, Some(100));
+            assert!(spare.out.is_empty() && spare.out.capacity() >= OUT_FIRST);
+        }
+        // Slots go out last-closed first: the next connection gets this one.
+        let (_second, again, idx2) = connect();
+        assert_eq!(idx2, idx);
+        assert_eq!(
+            shared.used.load(Ordering::SeqCst),
+            1,
+            "the sweeper visits one slot"
+        );
+        {
+            let mut guard = lock(&again.live);
+            let live = guard.as_deref_mut().unwrap();
+            assert_eq!(live.session, 100, "the recycled session");
+            assert!(live.conn.out.capacity() >= OUT_FIRST && !live.conn.has_pending());
+            assert_eq!(
+                shared.protocol.0.load(Ordering::SeqCst),
+                1,
+                "no new session made"
+            );
+            assert!(lock(&again.spare).is_none());
+            close(&shared, again, &mut guard, idx);
+        }
+        let now = Instant::now();
+        slot.drop_stale_spare(now, false);
+        assert!(lock(&slot.spare).is_some(), "fresh leftovers stay");
+        slot.drop_stale_spare(now + SPARE_KEEP, false);
+        assert!(lock(&slot.spare).is_none(), "stale leftovers are freed");
     }
 
     /// Answers each line: `slow` after 600 ms in the "application", any
