@@ -11,6 +11,8 @@
 //! wire, so a response can never be split by a CR or LF from the application.
 
 use std::cell::RefCell;
+
+use crate::pool::Pool;
 use std::fmt;
 
 /// Why a header name or value was refused.
@@ -180,7 +182,7 @@ thread_local! {
     /// thread that answers request after request allocates none for its
     /// headers (the list is built by the app and dropped by the gateway,
     /// on the same thread).
-    static POOL: RefCell<Vec<(String, Vec<Span>)>> = const { RefCell::new(Vec::new()) };
+    static POOL: Pool<(String, Vec<Span>)> = const { RefCell::new(Vec::new()) };
 }
 
 impl Headers {
@@ -212,8 +214,7 @@ impl Headers {
     /// Appends a checked header.
     fn push(&mut self, name: &str, value: &str) {
         if self.spans.capacity() == 0 && self.text.capacity() == 0 {
-            let pooled = POOL.try_with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.pop()));
-            if let Ok(Some((text, spans))) = pooled {
+            if let Some((text, spans)) = crate::pool::take(&POOL) {
                 self.text = text;
                 self.spans = spans;
             }
@@ -454,14 +455,7 @@ impl Drop for Headers {
         let mut spans = std::mem::take(&mut self.spans);
         text.clear();
         spans.clear();
-        // During thread exit the pool may be gone: the buffers are then freed.
-        let _ = POOL.try_with(|p| {
-            if let Ok(mut p) = p.try_borrow_mut() {
-                if p.len() < POOL_SIZE {
-                    p.push((text, spans));
-                }
-            }
-        });
+        crate::pool::give_back(&POOL, POOL_SIZE, (text, spans));
     }
 }
 

@@ -66,6 +66,7 @@ mod demo;
 mod environ;
 mod gateway;
 mod headers;
+mod pool;
 mod status;
 mod transport;
 mod vars;
