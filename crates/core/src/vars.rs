@@ -318,3 +318,171 @@ impl Drop for Vars {
         crate::pool::give_back(&POOL, POOL_SIZE, (buf, entries));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_get_replace_remove_in_order() {
+        let mut v = Vars::new();
+        v.set(b"HTTP_ACCEPT", b"*/*");
+        v.set(b"HTTP_COOKIE", b"c");
+        assert_eq!(v.get(b"HTTP_COOKIE"), Some(&b"c"[..]));
+        assert_eq!(v.get(b"HTTP_ACCEPT"), Some(&b"*/*"[..]));
+        assert_eq!(v.get(b"HTTP_ACCEPX"), None);
+        assert_eq!(v.remove(b"HTTP_ACCEPT"), Some(b"*/*".to_vec()));
+        assert_eq!(v.remove(b"HTTP_COOKIE"), Some(b"c".to_vec()));
+        v.set(b"b", b"2");
+        v.set(b"a", b"1");
+        v.set(b"c", b"3");
+        v.set(b"b", b"two");
+        v.set_default(b"a", b"x");
+        v.set_default(b"d", b"4");
+        assert_eq!(v.get(b"b"), Some(&b"two"[..]));
+        assert_eq!(v.remove(b"c"), Some(b"3".to_vec()));
+        assert_eq!(v.remove(b"c"), None);
+        let all: Vec<_> = v.iter().collect();
+        assert_eq!(
+            all,
+            [
+                (&b"a"[..], &b"1"[..]),
+                (&b"b"[..], &b"two"[..]),
+                (&b"d"[..], &b"4"[..])
+            ]
+        );
+        assert!(v.contains(b"d") && !v.contains(b"c"));
+    }
+
+    #[test]
+    fn many_names_sharing_filter_bits_are_each_found_and_replaced() {
+        // 600 names over 256 filter bits: every bit is shared many times.
+        let mut v = Vars::new();
+        let names: Vec<Vec<u8>> = (0..600)
+            .map(|i| format!("HTTP_X_{i}").into_bytes())
+            .collect();
+        for n in &names {
+            v.set(n, b"1");
+        }
+        for n in &names {
+            v.set(n, n);
+        }
+        assert_eq!(v.len(), names.len());
+        for n in &names {
+            assert_eq!(v.get(n), Some(&n[..]));
+        }
+        assert_eq!(v.get(b"HTTP_X_600"), None);
+        assert_eq!(v.remove(b"HTTP_X_7"), Some(b"HTTP_X_7".to_vec()));
+        assert!(!v.contains(b"HTTP_X_7"));
+        v.set(b"HTTP_X_7", b"again");
+        assert_eq!(v.get(b"HTTP_X_7"), Some(&b"again"[..]));
+    }
+
+    #[test]
+    fn replacing_forever_stays_bounded() {
+        let mut v = Vars::new();
+        let big = vec![b'x'; 1000];
+        for _ in 0..10_000 {
+            v.set(b"K", &big);
+        }
+        assert!(v.buf.len() < 16 * 1024, "{}", v.buf.len());
+        assert_eq!(v.get(b"K"), Some(&big[..]));
+    }
+
+    /// "name=value;" pairs, for the tests of `set_all_from`.
+    fn semicolon_pairs(rest: &[u8]) -> PairLayout {
+        let end = rest.iter().position(|&b| b == b';')?;
+        let eq = rest.get(..end)?.iter().position(|&b| b == b'=')?;
+        Some((0..eq, eq + 1..end, end + 1))
+    }
+
+    #[test]
+    fn set_all_from_keeps_the_buffer_and_the_last_of_a_name() {
+        let mut v = Vars::new();
+        let spare = v.set_all_from(b"A=1;BB=22;A=3;C=;".to_vec(), semicolon_pairs);
+        assert!(spare.is_empty());
+        assert_eq!(v.len(), 3);
+        assert_eq!(v.get(b"A"), Some(&b"3"[..]));
+        assert_eq!(v.get(b"BB"), Some(&b"22"[..]));
+        assert_eq!(v.get(b"C"), Some(&b""[..]));
+        // The variables live in the buffer given (no copy).
+        assert_eq!(v.buf, b"A=1;BB=22;A=3;C=;");
+        // Setting, replacing and removing afterwards work as usual.
+        v.set(b"D", b"4");
+        v.set(b"BB", b"x");
+        assert_eq!(v.remove(b"A"), Some(b"3".to_vec()));
+        let all: Vec<_> = v.iter().collect();
+        assert_eq!(
+            all,
+            [
+                (&b"BB"[..], &b"x"[..]),
+                (&b"C"[..], &b""[..]),
+                (&b"D"[..], &b"4"[..])
+            ]
+        );
+    }
+
+    #[test]
+    fn set_all_from_copies_when_variables_are_already_set() {
+        let mut v = Vars::new();
+        v.set(b"A", b"0");
+        v.set(b"Z", b"26");
+        let given = b"A=1;B=2;".to_vec();
+        let back = v.set_all_from(given, semicolon_pairs);
+        assert!(
+            back.is_empty() && back.capacity() >= 8,
+            "the buffer given comes back"
+        );
+        assert_eq!(v.get(b"A"), Some(&b"1"[..]));
+        assert_eq!(v.get(b"B"), Some(&b"2"[..]));
+        assert_eq!(v.get(b"Z"), Some(&b"26"[..]));
+        assert_eq!(v.len(), 3);
+    }
+
+    #[test]
+    fn set_all_from_stops_at_an_answer_outside_the_slice() {
+        let mut v = Vars::new();
+        v.set_all_from(b"A=1;rest".to_vec(), semicolon_pairs);
+        assert_eq!(v.len(), 1);
+        let mut calls = 0;
+        let mut bad = Vars::new();
+        bad.set_all_from(b"abc".to_vec(), |_: &[u8]| {
+            calls += 1;
+            Some((0..1, 1..9, 3))
+        });
+        assert_eq!((bad.len(), calls), (0, 1));
+        let mut stuck = Vars::new();
+        stuck.set_all_from(b"abc".to_vec(), |_: &[u8]| {
+            calls += 1;
+            Some((0..1, 1..2, 0))
+        });
+        assert_eq!((stuck.len(), calls), (0, 2));
+    }
+
+    #[test]
+    fn set_all_from_finds_each_of_many_names() {
+        // 600 names over 256 filter bits, each twice: the second wins.
+        let mut text = Vec::new();
+        for round in 0..2 {
+            for i in 0..600 {
+                text.extend_from_slice(format!("HTTP_X_{i}={round};").as_bytes());
+            }
+        }
+        let mut v = Vars::new();
+        v.set_all_from(text, semicolon_pairs);
+        assert_eq!(v.len(), 600);
+        for i in 0..600 {
+            assert_eq!(v.get(format!("HTTP_X_{i}").as_bytes()), Some(&b"1"[..]));
+        }
+    }
+
+    #[test]
+    fn buffers_are_reused_clean() {
+        let mut v = Vars::new();
+        v.set(b"A", b"1");
+        drop(v);
+        let v = Vars::new();
+        assert_eq!(v.len(), 0);
+        assert_eq!(v.get(b"A"), None);
+    }
+}

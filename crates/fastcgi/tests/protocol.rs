@@ -301,6 +301,76 @@ fn params_straddle_records_and_stay_byte_exact() {
     assert!(has(&[b"\nX_LONG=".as_slice(), &long, b"\n"].concat()));
 }
 
+/// A closed connection's session serves the next connection (engine
+/// `Protocol::recycle`): whatever state the first was cut off in, the next
+/// request sees only its own variables, body and log lines.
+#[test]
+fn a_connection_cut_off_leaves_nothing_to_the_next() {
+    let s = start("127.0.0.1:0", config());
+    let first_params = |uri: &str| {
+        let mut params = common::cgi_params("POST", uri, Some(5));
+        params.push((b"X_FIRST".to_vec(), b"1".to_vec()));
+        params
+    };
+    let encoded = |params: &[(Vec<u8>, Vec<u8>)]| {
+        let mut pairs = Vec::new();
+        for (n, v) in params {
+            proto::encode_pair(n, v, &mut pairs).unwrap();
+        }
+        pairs
+    };
+    let begin = |wire: &mut Vec<u8>| {
+        proto::encode_begin_request(
+            1,
+            proto::BeginRequest {
+                role: Role::Responder,
+                flags: proto::KEEP_CONN,
+            },
+            wire,
+        );
+    };
+    // Cut off in the PARAMS, in the body, and after a kept request that
+    // logged to wsgi.errors.
+    let pairs = encoded(&first_params("/env"));
+    let mut in_params = Vec::new();
+    begin(&mut in_params);
+    proto::encode_stream_data(
+        RecordType::Params,
+        1,
+        &pairs[..pairs.len() / 2],
+        &mut in_params,
+    );
+    let mut in_body = Vec::new();
+    begin(&mut in_body);
+    proto::encode_stream_data(RecordType::Params, 1, &pairs, &mut in_body);
+    proto::encode_stream_end(RecordType::Params, 1, &mut in_body);
+    proto::encode_stream_data(RecordType::Stdin, 1, b"ab", &mut in_body);
+    for (cut, answered) in [
+        (in_params, false),
+        (in_body, false),
+        (get(1, true, "/stderr"), true),
+    ] {
+        let mut c = Client::connect(s.port());
+        c.send(&cut);
+        if answered {
+            assert!(!c.reply(1).stderr.is_empty());
+        }
+        drop(c);
+        for (id, keep_conn) in [(3, true), (4, false)] {
+            let mut next = Client::connect(s.port());
+            next.send(&get(id, keep_conn, "/env"));
+            let r = next.reply(id);
+            assert_eq!(r.end, Some(EndRequest::complete(0)), "{r:?}");
+            let env = r.text();
+            assert!(env.contains("\nREQUEST_METHOD=GET\n"), "{env}");
+            assert!(!env.contains("X_FIRST"), "{env}");
+            assert!(r.stderr.is_empty(), "{r:?}");
+            assert_eq!(r.records.iter().filter(|rec| rec.1 != id).count(), 0);
+        }
+    }
+    hello_works(s.port());
+}
+
 #[test]
 fn request_sent_one_byte_at_a_time() {
     let s = start("127.0.0.1:0", config());
