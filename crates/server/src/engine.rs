@@ -550,6 +550,22 @@ impl Conn {
         }
     }
 
+    /// Its input and output buffers, emptied (what was not sent is
+    /// dropped), as an idle connection keeps them: for the next connection
+    /// in its slot ([`Spare`]).
+    fn take_buffers(&mut self) -> (Vec<u8>, Vec<u8>) {
+        self.input.clear();
+        self.start = 0;
+        self.out.clear();
+        self.out_pos = 0;
+        self.file = None;
+        self.release_idle_buffers();
+        (
+            std::mem::take(&mut self.input),
+            std::mem::take(&mut self.out),
+        )
+    }
+
     /// Between requests: gives back buffers a request grew, so an idle
     /// keep-alive connection costs a few hundred bytes, not a read buffer.
     /// Small ones are kept (no allocation per request on the fast path).
@@ -730,16 +746,7 @@ impl<S> Spare<S> {
             mut session,
             ..
         } = live;
-        let keep = |buf: &mut Vec<u8>| {
-            let mut buf = std::mem::take(buf);
-            buf.clear();
-            if buf.capacity() > IDLE_KEEP {
-                buf = Vec::new();
-            }
-            buf
-        };
-        let input = keep(&mut conn.input);
-        let out = keep(&mut conn.out);
+        let (input, out) = conn.take_buffers();
         // Closes the socket.
         drop(conn);
         let session = protocol.recycle(&mut session).then_some(session);
