@@ -17,7 +17,11 @@
  *
  * NULL_SPIN=N in the environment makes it count to N (an empty loop, about
  * a nanosecond a step) before queueing each reply: a backend that spends
- * that much more CPU on every request, and otherwise behaves the same. */
+ * that much more CPU on every request, and otherwise behaves the same.
+ *
+ * NULL_CONNS=N keeps at most N connections open: at N the listening socket
+ * leaves the epoll set, so further connections wait in the backlog until one
+ * closes -- what libfcgi's N threads do, each holding its kept connection. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,6 +68,11 @@ struct conn {
 static struct conn *conns;
 static int nconns;
 static int epfd, is_tcp;
+static int lfd = -1;
+/* NULL_CONNS (0: no cap), the connections open, and whether the listening
+ * socket is in the epoll set. */
+static long max_open, open_now;
+static int listening = 1;
 
 static void put_header(unsigned char *p, unsigned type, unsigned clen, unsigned plen)
 {
@@ -108,6 +117,11 @@ static void close_conn(int fd)
     free(c->out);
     memset(c, 0, sizeof *c);
     close(fd); /* also leaves the epoll set */
+    open_now--;
+    if (!listening && open_now < max_open) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.fd = lfd };
+        listening = epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &ev) == 0;
+    }
 }
 
 static int append_out(struct conn *c, const unsigned char *p, size_t n)
@@ -225,9 +239,14 @@ static void on_readable(int fd)
     }
 }
 
-static void on_listen(int lfd)
+static void on_listen(void)
 {
     for (;;) {
+        if (max_open && open_now >= max_open) {
+            if (listening && epoll_ctl(epfd, EPOLL_CTL_DEL, lfd, NULL) == 0)
+                listening = 0;
+            return; /* an event for lfd left in this batch lands here too */
+        }
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
@@ -244,6 +263,7 @@ static void on_listen(int lfd)
         }
         memset(&conns[fd], 0, sizeof conns[fd]);
         conns[fd].open = 1;
+        open_now++;
         struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
             close_conn(fd);
@@ -304,9 +324,11 @@ int main(int argc, char **argv)
     build_reply();
     const char *steps = getenv("NULL_SPIN");
     spin_steps = steps ? atol(steps) : 0;
+    const char *cap = getenv("NULL_CONNS");
+    max_open = cap ? atol(cap) : 0;
     nconns = 65536;
     conns = calloc((size_t)nconns, sizeof *conns);
-    int lfd = listen_on(argv[1]);
+    lfd = listen_on(argv[1]);
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (conns == NULL || lfd < 0 || epfd < 0) {
         perror("null_fcgi");
@@ -326,7 +348,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             if (fd == lfd) {
-                on_listen(lfd);
+                on_listen();
                 continue;
             }
             if (!conns[fd].open)
