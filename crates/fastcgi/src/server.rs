@@ -702,7 +702,7 @@ impl<A: App + 'static> FastCgi<A> {
             ErrorsTo::Fastcgi => Some(reuse_stderr(&mut session.stderr)),
             ErrorsTo::Process => None,
         };
-        let transport = FcgiTransport {
+        let mut transport = FcgiTransport {
             conn,
             id,
             params: Some(params),
@@ -723,9 +723,9 @@ impl<A: App + 'static> FastCgi<A> {
         } else {
             &self.gateway
         };
-        let mut gateway = Gateway::new(transport, Arc::clone(config));
-        let outcome = gateway.run(&*self.app);
-        let mut transport = gateway.into_transport();
+        // The gateway borrows the transport: moving it in and out again
+        // cost two copies of it per request.
+        let outcome = Gateway::new(&mut transport, Arc::clone(config)).run(&*self.app);
         let ended = !transport.aborted
             && !outcome.client_gone
             && transport.end_request(u32::from(outcome.app_failed)).is_ok();
